@@ -1,0 +1,58 @@
+"""Activates sbd_plugin's compatibility layer when disentanglement_lib loads.
+
+Installed as `sbd_plugin.pth` in site-packages, so this module runs at every
+interpreter start-up. It only adds a light import finder: nothing is imported
+(in particular not TensorFlow) until some code imports `disentanglement_lib`.
+Set SBD_PLUGIN_DISABLE=1 to run dlib without the plugin.
+"""
+import importlib.abc
+import os
+import sys
+
+_TARGET = "disentanglement_lib"
+
+
+class _ActivatingLoader(importlib.abc.Loader):
+  """Runs dlib's own package loader, then activates the plugin."""
+
+  def __init__(self, loader):
+    self._loader = loader
+
+  def create_module(self, spec):
+    return self._loader.create_module(spec)
+
+  def exec_module(self, module):
+    self._loader.exec_module(module)
+    import sbd_plugin.compat  # pylint: disable=g-import-not-at-top
+    sbd_plugin.compat.activate()
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+  """Wraps the loader of the top-level `disentanglement_lib` package."""
+
+  def find_spec(self, fullname, path, target=None):
+    if fullname != _TARGET:
+      return None
+    sys.meta_path.remove(self)  # One shot: find the real spec without us.
+    try:
+      import importlib.util  # pylint: disable=g-import-not-at-top
+      spec = importlib.util.find_spec(fullname)
+    finally:
+      pass
+    if spec is None or spec.loader is None:
+      return None
+    spec.loader = _ActivatingLoader(spec.loader)
+    return spec
+
+
+def install():
+  """Adds the finder once, unless disabled or dlib is already imported."""
+  if os.environ.get("SBD_PLUGIN_DISABLE") == "1":
+    return
+  if _TARGET in sys.modules:
+    return
+  if not any(isinstance(f, _Finder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _Finder())
+
+
+install()

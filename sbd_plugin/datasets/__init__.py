@@ -1,0 +1,8 @@
+"""The paper's datasets, registered under dlib's `dataset.name`.
+
+Modules: `registry` (name -> dataset; the only place names are listed),
+`sprites` (dSprites rasteriser, colored sprites and its variants), `room`
+(3D Object-in-Room: DeepMind's 3dshapes.h5 reader and a procedural renderer),
+`cache` (verified on-disk cache of generated assets), `pipeline` (batched input
+for dlib's trainer).
+"""

@@ -1,0 +1,121 @@
+"""On-disk cache for generated dataset assets, verified before every use.
+
+Generated assets (sprite masks, rendered room layers) are written once into a
+folder of `.npy` files plus a `manifest.json` holding each file's SHA-256,
+shape and dtype. A cache is only trusted when the manifest and every hash
+match; a corrupt or partial cache is rebuilt, never read. Arrays are opened
+memory-mapped, so many processes share one copy in the page cache.
+"""
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+_MANIFEST = "manifest.json"
+
+
+def cache_root():
+  """Returns the cache folder: $SBD_PLUGIN_CACHE or ~/.cache/sbd_plugin."""
+  root = os.environ.get("SBD_PLUGIN_CACHE")
+  if not root:
+    root = os.path.join(os.path.expanduser("~"), ".cache", "sbd_plugin")
+  return root
+
+
+def _sha256(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _verify(folder, version):
+  """Returns None if `folder` is a complete cache of `version`, else why not."""
+  manifest_path = os.path.join(folder, _MANIFEST)
+  if not os.path.exists(manifest_path):
+    return "no manifest"
+  try:
+    with open(manifest_path) as f:
+      manifest = json.load(f)
+  except ValueError as e:
+    return "unreadable manifest (%s)" % e
+  if manifest.get("version") != version:
+    return "version %r, expected %r" % (manifest.get("version"), version)
+  for key, meta in manifest["arrays"].items():
+    path = os.path.join(folder, key + ".npy")
+    if not os.path.exists(path):
+      return "missing %s" % path
+    if _sha256(path) != meta["sha256"]:
+      return "checksum mismatch in %s" % path
+  return None
+
+
+@functools.lru_cache(maxsize=None)
+def _load_verified(folder, version):
+  problem = _verify(folder, version)
+  if problem is not None:
+    return None, problem
+  with open(os.path.join(folder, _MANIFEST)) as f:
+    keys = sorted(json.load(f)["arrays"])
+  arrays = {k: np.load(os.path.join(folder, k + ".npy"), mmap_mode="r")
+            for k in keys}
+  return arrays, None
+
+
+def load_or_build(name, version, build_fn):
+  """Returns the cached arrays of `name`, building them first if needed.
+
+  Args:
+    name: String, the asset's folder name inside the cache root.
+    version: String that changes whenever build_fn's output would change.
+    build_fn: Callable with no arguments returning a dict of numpy arrays.
+
+  Returns:
+    Dict from array name to a read-only memory-mapped numpy array.
+  """
+  folder = os.path.join(cache_root(), name)
+  arrays, problem = _load_verified(folder, version)
+  if arrays is not None:
+    return arrays
+  _load_verified.cache_clear()
+  if problem != "no manifest" or os.path.exists(folder):
+    logging.warning("Rebuilding dataset cache %s: %s.", folder, problem)
+  else:
+    logging.info("Building dataset cache %s (first use).", folder)
+  _write(folder, version, build_fn())
+  arrays, problem = _load_verified(folder, version)
+  if arrays is None:
+    raise IOError("Dataset cache %s failed verification right after being "
+                  "built (%s); check the disk or set SBD_PLUGIN_CACHE to "
+                  "another folder." % (folder, problem))
+  return arrays
+
+
+def _write(folder, version, arrays):
+  """Writes arrays and manifest to a temporary folder, then renames it."""
+  parent = os.path.dirname(folder)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix="." + os.path.basename(folder) + ".",
+                         dir=parent)
+  try:
+    manifest = {"version": version, "arrays": {}}
+    for key, value in arrays.items():
+      path = os.path.join(tmp, key + ".npy")
+      np.save(path, np.ascontiguousarray(value))
+      manifest["arrays"][key] = {"sha256": _sha256(path),
+                                 "shape": list(value.shape),
+                                 "dtype": str(value.dtype)}
+    with open(os.path.join(tmp, _MANIFEST), "w") as f:
+      json.dump(manifest, f, indent=1)
+    if os.path.exists(folder):
+      shutil.rmtree(folder)
+    os.replace(tmp, folder)
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,586 @@
+"""3D Object-in-Room: DeepMind's 3dshapes.h5 reader and a procedural renderer.
+
+The factor structure is exactly DeepMind's 3dshapes (480,000 RGB 64x64 images,
+index order as listed, orientation fastest):
+
+  0 floor_hue    10 values 0.0, 0.1, ..., 0.9
+  1 wall_hue     10 values 0.0, 0.1, ..., 0.9
+  2 object_hue   10 values 0.0, 0.1, ..., 0.9
+  3 scale         8 values linspace(0.75, 1.25, 8)
+  4 shape         4 values cube, cylinder, sphere, capsule (labels 0..3)
+  5 orientation  15 values linspace(-30, 30, 15) degrees
+
+`RealShapes3D` reads a user's `3dshapes.h5` on demand (never the 22 GiB
+float32 copy dlib's own loader makes). `ObjectInRoom` uses that file when it is
+present and otherwise a look-alike built from a small numpy ray caster. The
+renderer does not draw 480,000 images; an image is linear in its three colours,
+so it is stored as layers that are composited per batch:
+
+  background[floor_hue, wall_hue, orientation]          1,500 full images
+  multiplier[shape, scale, orientation]                 (1 - alpha) * shadow
+  object_rgb[shape, scale, orientation, object_hue]     alpha * shaded colour
+
+  image = background * multiplier + object_rgb    (inside the object window)
+
+The layers (about 170 MB of float32) are built once into the verified on-disk
+cache of `sbd_plugin.datasets.cache` and memory-mapped afterwards.
+"""
+import logging
+import os
+
+from disentanglement_lib.data.ground_truth import ground_truth_data
+import gin
+import numpy as np
+
+from sbd_plugin.datasets import cache
+
+FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape",
+                "orientation")
+FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
+SHAPE_NAMES = ("cube", "cylinder", "sphere", "capsule")
+NUM_IMAGES = int(np.prod(FACTOR_SIZES))
+IMAGE_SHAPE = (64, 64, 3)
+EXPECTED_LAYOUT = ("datasets `images` uint8 [480000, 64, 64, 3] and `labels` "
+                   "float64 [480000, 6] (DeepMind's 3dshapes.h5)")
+# Strides of the row-major index over FACTOR_SIZES (orientation fastest).
+_FACTOR_BASES = np.array(
+    [int(np.prod(FACTOR_SIZES[i + 1:])) for i in range(len(FACTOR_SIZES))],
+    dtype=np.int64)
+
+_missing_file_warned = False
+
+
+def factor_values(i):
+  """Returns the label values of factor `i` as in DeepMind's `labels`.
+
+  Args:
+    i: Integer factor position (see FACTOR_NAMES) or a factor name.
+
+  Returns:
+    float64 numpy array with FACTOR_SIZES[i] entries.
+  """
+  if isinstance(i, str):
+    i = FACTOR_NAMES.index(i)
+  if i < 3:
+    return np.arange(10) / 10.
+  if i == 3:
+    return np.linspace(0.75, 1.25, 8)
+  if i == 4:
+    return np.arange(4, dtype=np.float64)
+  if i == 5:
+    return np.linspace(-30., 30., 15)
+  raise IndexError("Factor index %r out of range [0, 6)." % i)
+
+
+def factors_to_index(factors):
+  """Returns the flat image index (int64 [num]) of factor indices [num, 6]."""
+  return np.asarray(factors, dtype=np.int64).dot(_FACTOR_BASES)
+
+
+def index_to_factors(index):
+  """Returns factor indices (int64 [num, 6]) of flat image indices [num]."""
+  index = np.asarray(index, dtype=np.int64)
+  return (index[:, None] // _FACTOR_BASES) % np.array(FACTOR_SIZES)
+
+
+def default_data_path():
+  """Returns $DISENTANGLEMENT_LIB_DATA/3dshapes/3dshapes.h5."""
+  return os.path.join(os.environ.get("DISENTANGLEMENT_LIB_DATA", "."),
+                      "3dshapes", "3dshapes.h5")
+
+
+class _Shapes3DFactors(ground_truth_data.GroundTruthData):
+  """Factor bookkeeping shared by the real reader and the renderer."""
+
+  @property
+  def num_factors(self):
+    return len(FACTOR_SIZES)
+
+  @property
+  def factors_num_values(self):
+    return list(FACTOR_SIZES)
+
+  @property
+  def observation_shape(self):
+    return list(IMAGE_SHAPE)
+
+  @property
+  def factor_names(self):
+    return list(FACTOR_NAMES)
+
+  def factor_values(self, i):
+    """Returns the label values of factor `i` (see module `factor_values`)."""
+    return factor_values(i)
+
+  def sample_factors(self, num, random_state):
+    """Samples a batch of factor indices, int64 [num, 6].
+
+    Draws factor by factor like dlib's SplitDiscreteStateSpace, so a seed gives
+    the same factors as dlib's own `shapes3d`.
+    """
+    factors = np.zeros((num, len(FACTOR_SIZES)), dtype=np.int64)
+    for i, size in enumerate(FACTOR_SIZES):
+      factors[:, i] = random_state.randint(size, size=num)
+    return factors
+
+  def sample_observations_from_factors(self, factors, random_state):
+    """Returns float32 images [num, 64, 64, 3] in [0, 1] for factor indices.
+
+    Args:
+      factors: Integer array [num, 6] of factor indices.
+      random_state: Unused (the images are a deterministic function of the
+        factors); kept for dlib's interface.
+    """
+    del random_state
+    factors = np.asarray(factors, dtype=np.int64)
+    if factors.ndim != 2 or factors.shape[1] != len(FACTOR_SIZES):
+      raise ValueError("factors must have shape [num, 6], got %s." %
+                       (factors.shape,))
+    if np.any(factors < 0) or np.any(factors >= np.array(FACTOR_SIZES)):
+      raise ValueError("factor indices out of range %s." % (FACTOR_SIZES,))
+    return self._images(factors)
+
+  def images_at(self, indices):
+    """Returns float32 images for flat indices into the 480,000 images."""
+    return self._images(index_to_factors(np.atleast_1d(indices)))
+
+  def _images(self, factors):
+    raise NotImplementedError()
+
+
+# ---------------------------------------------------------------------------
+# Real file.
+
+
+class RealShapes3D(_Shapes3DFactors):
+  """DeepMind's 3dshapes.h5 read on demand.
+
+  A contiguous `images` dataset (as DeepMind ships it) is memory-mapped, so a
+  batch is one numpy gather from the page cache; a chunked one is read with
+  h5py using sorted unique indices. Only the requested images are ever
+  converted to float32.
+  """
+
+  def __init__(self, path):
+    import h5py  # pylint: disable=g-import-not-at-top
+    self.path = path
+    self.source = "real"
+    try:
+      self._file = h5py.File(path, "r")
+      images = self._file["images"]
+      labels = self._file["labels"]
+    except (OSError, KeyError) as e:
+      raise IOError("Cannot read 3dshapes file %s (%s); expected %s." %
+                    (path, e, EXPECTED_LAYOUT)) from e
+    if (images.shape != (NUM_IMAGES,) + IMAGE_SHAPE or
+        images.dtype != np.uint8 or labels.shape != (NUM_IMAGES, 6) or
+        labels.dtype != np.float64):
+      self._file.close()
+      raise ValueError(
+          "3dshapes file %s has images %s %s and labels %s %s; expected %s." %
+          (path, images.dtype, images.shape, labels.dtype, labels.shape,
+           EXPECTED_LAYOUT))
+    self._check_label_order(labels)
+    self._h5_images = images
+    self._memmap = None
+    offset = images.id.get_offset()
+    if offset is not None and images.chunks is None and \
+        images.compression is None:
+      # Contiguous storage: a plain memmap is ~100x faster than h5py's
+      # fancy indexing and shares the page cache between processes.
+      self._memmap = np.memmap(path, dtype=np.uint8, mode="r", offset=offset,
+                               shape=images.shape)
+
+  def _check_label_order(self, labels):
+    """Checks a few rows' labels against the index order this reader assumes."""
+    rows = np.array([0, 1, 14, 15, 479999, 123457, 271828, 314159])
+    got = labels[np.sort(rows)]
+    factors = index_to_factors(np.sort(rows))
+    want = np.stack([factor_values(i)[factors[:, i]] for i in range(6)], 1)
+    if not np.allclose(got, want, atol=1e-6):
+      raise ValueError(
+          "3dshapes file %s: labels do not follow DeepMind's index order %s "
+          "(orientation fastest); expected %s." %
+          (self.path, FACTOR_NAMES, EXPECTED_LAYOUT))
+
+  @property
+  def is_memory_mapped(self):
+    return self._memmap is not None
+
+  def _images(self, factors):
+    index = factors_to_index(factors)
+    if self._memmap is not None:
+      raw = self._memmap[index]
+    else:
+      unique, inverse = np.unique(index, return_inverse=True)
+      raw = self._h5_images[unique][inverse]
+    out = np.empty(raw.shape, dtype=np.float32)
+    np.multiply(raw, np.float32(1. / 255.), out=out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Procedural renderer.
+
+# Camera and room fitted to the real frames (see docs/datasets/room.md).
+_ROOM_HALF_SIZE = 6.
+_WALL_HEIGHT = 2.9
+_FOV_Y_DEG = 40.
+_CAMERA_DISTANCE = 4.5
+_CAMERA_HEIGHT = 1.06
+_SKY_RGB = np.array([153., 226., 249.]) / 255.
+_SIDE_WALL_SHADE = 0.72
+_SHADOW_SHADE = 0.34
+# Light directions in camera coordinates (x right, y up, z forward), pointing
+# towards the light. The shading light is up-left-front; the shadow light
+# comes from up-left-behind so the shadow falls right and towards the camera,
+# as in the real frames.
+_SHADE_LIGHT = np.array([-0.55, 0.65, -0.55])
+_SHADOW_LIGHT = np.array([-0.36, 1.0, 0.33])
+_AMBIENT = 0.55
+_DIFFUSE = 0.5
+_SPECULAR = 0.25
+_SHININESS = 20.
+_SUPERSAMPLING = 4
+_RENDER_VERSION = "room-v1"
+
+
+def _hsv_colours():
+  """RGB of HSV(h, 1, 1) for the ten hues, float64 [10, 3]."""
+  import colorsys  # pylint: disable=g-import-not-at-top
+  return np.array([colorsys.hsv_to_rgb(h, 1., 1.) for h in factor_values(0)])
+
+
+def _camera(orientation_deg):
+  """Returns camera origin and (right, up, forward) axes in world space."""
+  # The camera orbits the object by minus the orientation angle.
+  a = np.deg2rad(-orientation_deg)
+  forward = np.array([np.sin(a), 0., np.cos(a)])
+  right = np.array([np.cos(a), 0., -np.sin(a)])
+  up = np.array([0., 1., 0.])
+  origin = -_CAMERA_DISTANCE * forward + _CAMERA_HEIGHT * up
+  return origin, right, up, forward
+
+
+def _rays(orientation_deg, size):
+  """Unit ray directions [size*size, 3] through sub-pixel centres."""
+  origin, right, up, forward = _camera(orientation_deg)
+  focal = (size / 2.) / np.tan(np.deg2rad(_FOV_Y_DEG) / 2.)
+  c = np.arange(size) + 0.5 - size / 2.
+  y, x = np.meshgrid(c, c, indexing="ij")
+  d = (x.reshape(-1, 1) * right - y.reshape(-1, 1) * up + focal * forward)
+  return origin, d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _downsample(a, factor):
+  """Box filter: [H*f, W*f, ...] -> [H, W, ...] (the anti-aliasing)."""
+  h, w = a.shape[0] // factor, a.shape[1] // factor
+  return a.reshape((h, factor, w, factor) + a.shape[2:]).mean(axis=(1, 3))
+
+
+def _shape_dims(shape, scale):
+  """World size of an object: (radius, height) or half-edge for the cube."""
+  if shape == 0:
+    return 1.07 * scale / 2., 1.07 * scale
+  if shape == 1:
+    return 1.1 * scale / 2., 1.1 * scale
+  if shape == 2:
+    return 1.1 * scale / 2., 1.1 * scale
+  return 0.95 * scale / 2., 1.9 * scale
+
+
+def _hit_sphere(o, d, centre, r):
+  oc = o - centre
+  b = np.einsum("ij,ij->i", oc, d) if oc.ndim == 2 else d.dot(oc)
+  c = np.einsum("ij,ij->i", oc, oc) if oc.ndim == 2 else oc.dot(oc)
+  disc = b * b - c + r * r
+  t = -b - np.sqrt(np.maximum(disc, 0.))
+  t = np.where((disc > 0) & (t > 1e-6), t, np.inf)
+  return t
+
+
+def _hit_cylinder_side(o, d, r, y0, y1):
+  ox, oz = (o[..., 0], o[..., 2])
+  dx, dz = d[:, 0], d[:, 2]
+  a = dx * dx + dz * dz
+  b = ox * dx + oz * dz
+  c = ox * ox + oz * oz - r * r
+  disc = b * b - a * c
+  with np.errstate(divide="ignore", invalid="ignore"):
+    t = (-b - np.sqrt(np.maximum(disc, 0.))) / a
+  y = o[..., 1] + t * d[:, 1]
+  ok = (disc > 0) & (a > 1e-12) & (t > 1e-6) & (y >= y0) & (y <= y1)
+  return np.where(ok, t, np.inf)
+
+
+def _hit_cap(o, d, r, y):
+  with np.errstate(divide="ignore", invalid="ignore"):
+    t = (y - o[..., 1]) / d[:, 1]
+  p = o + t[:, None] * d
+  ok = (t > 1e-6) & (p[:, 0] ** 2 + p[:, 2] ** 2 <= r * r)
+  return np.where(ok, t, np.inf)
+
+
+def _hit_object(o, d, shape, scale):
+  """Ray-object intersection in world space (object centred at the origin).
+
+  Args:
+    o: Ray origin(s), [3] or [N, 3].
+    d: Unit directions [N, 3].
+    shape: Shape index (0 cube, 1 cylinder, 2 sphere, 3 capsule).
+    scale: Scale value.
+
+  Returns:
+    (t [N] with inf for misses, normals [N, 3]).
+  """
+  r, h = _shape_dims(shape, scale)
+  o = np.asarray(o, dtype=np.float64)
+  n = d.shape[0]
+  if shape == 0:
+    lo = np.array([-r, 0., -r])
+    hi = np.array([r, h, r])
+    with np.errstate(divide="ignore", invalid="ignore"):
+      t0 = (lo - o) / d
+      t1 = (hi - o) / d
+    tmin = np.minimum(t0, t1)
+    tmax = np.maximum(t0, t1)
+    t_near = np.nanmax(tmin, axis=1)
+    t_far = np.nanmin(tmax, axis=1)
+    hit = (t_near <= t_far) & (t_near > 1e-6)
+    t = np.where(hit, t_near, np.inf)
+    axis = np.nanargmax(tmin, axis=1)
+    normal = np.zeros((n, 3))
+    normal[np.arange(n), axis] = -np.sign(d[np.arange(n), axis])
+    return t, normal
+  if shape == 2:
+    centre = np.array([0., r, 0.])
+    t = _hit_sphere(o, d, centre, r)
+    p = o + np.where(np.isfinite(t), t, 0.)[:, None] * d
+    return t, (p - centre) / r
+  if shape == 1:
+    t_side = _hit_cylinder_side(o, d, r, 0., h)
+    t_top = _hit_cap(o, d, r, h)
+    t = np.minimum(t_side, t_top)
+    p = o + np.where(np.isfinite(t), t, 0.)[:, None] * d
+    side = np.stack([p[:, 0], np.zeros(n), p[:, 2]], 1) / r
+    normal = np.where((t_top <= t_side)[:, None], [0., 1., 0.], side)
+    return t, normal
+  # Capsule: a cylinder between two hemispheres.
+  c0 = np.array([0., r, 0.])
+  c1 = np.array([0., h - r, 0.])
+  t_side = _hit_cylinder_side(o, d, r, r, h - r)
+  t_lo = _hit_sphere(o, d, c0, r)
+  t_hi = _hit_sphere(o, d, c1, r)
+  t = np.minimum(t_side, np.minimum(t_lo, t_hi))
+  p = o + np.where(np.isfinite(t), t, 0.)[:, None] * d
+  side = np.stack([p[:, 0], np.zeros(n), p[:, 2]], 1) / r
+  normal = np.where((t == t_side)[:, None], side,
+                    np.where((t == t_lo)[:, None], (p - c0) / r,
+                             (p - c1) / r))
+  return t, normal
+
+
+def _floor_shade(size):
+  """Screen-space floor darkening towards the right, strongest far away."""
+  c = (np.arange(size) + 0.5) * 64. / size
+  rows, cols = np.meshgrid(c, c, indexing="ij")
+  u = np.clip((cols - 38.) / 26., 0., 1.)
+  v = 0.13 + 0.32 * np.exp(-np.maximum(rows - 41., 0.) / 2.5)
+  return 1. - u * v
+
+
+def _render_background_coverage(orientation_deg, size):
+  """Per-subpixel weights of floor, wall colour and sky for one orientation.
+
+  Returns:
+    floor [size, size], wall [size, size] (colour multipliers incl. shading),
+    sky [size, size] coverage, floor points [size*size, 3] (nan if not floor).
+  """
+  origin, d = _rays(orientation_deg, size)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    t_floor = np.where(d[:, 1] < 0, -origin[1] / d[:, 1], np.inf)
+    # Nearest wall plane along the ray (the camera is inside the room).
+    tx = np.where(d[:, 0] != 0,
+                  (np.sign(d[:, 0]) * _ROOM_HALF_SIZE - origin[0]) / d[:, 0],
+                  np.inf)
+    tz = np.where(d[:, 2] != 0,
+                  (np.sign(d[:, 2]) * _ROOM_HALF_SIZE - origin[2]) / d[:, 2],
+                  np.inf)
+  t_wall = np.minimum(tx, tz)
+  wall_y = origin[1] + t_wall * d[:, 1]
+  is_floor = t_floor < t_wall
+  is_wall = ~is_floor & (wall_y <= _WALL_HEIGHT)
+  # The wall facing the camera at orientation 0 is lit; the side walls not.
+  wall_shade = np.where(tz <= tx, 1., _SIDE_WALL_SHADE)
+  floor = is_floor.reshape(size, size) * _floor_shade(size)
+  wall = (is_wall * wall_shade).reshape(size, size)
+  sky = (~is_floor & ~is_wall).reshape(size, size).astype(np.float64)
+  points = origin + np.where(is_floor, t_floor, np.nan)[:, None] * d
+  return floor, wall, sky, points
+
+
+def _render_object(shape, scale, orientation_deg, size, floor_points):
+  """Renders one object layer at `size` x `size` sub-pixels.
+
+  Returns:
+    alpha, shade, specular, shadow; each [size, size].
+  """
+  origin, right, up, forward = _camera(orientation_deg)
+  _, d = _rays(orientation_deg, size)
+  t, normal = _hit_object(origin, d, shape, scale)
+  alpha = np.isfinite(t)
+  to_world = np.stack([right, up, forward], 1)  # columns: camera axes
+  light = to_world.dot(_SHADE_LIGHT / np.linalg.norm(_SHADE_LIGHT))
+  lambert = np.clip(normal.dot(light), 0., 1.)
+  half = light - d
+  half /= np.linalg.norm(half, axis=1, keepdims=True)
+  spec = np.clip(np.einsum("ij,ij->i", normal, half), 0., 1.) ** _SHININESS
+  shade = np.where(alpha, _AMBIENT + _DIFFUSE * lambert, 0.)
+  spec = np.where(alpha, _SPECULAR * spec, 0.)
+  # Soft shadow: fraction of a small area light seen from each floor point.
+  shadow = np.ones(size * size)
+  valid = np.isfinite(floor_points[:, 0]) & ~alpha
+  r, h = _shape_dims(shape, scale)
+  near = valid & (np.hypot(floor_points[:, 0], floor_points[:, 2]) <
+                  2.5 * (r + h))
+  pts = floor_points[near]
+  base = to_world.dot(_SHADOW_LIGHT / np.linalg.norm(_SHADOW_LIGHT))
+  jitter = np.stack(np.meshgrid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 4),
+                                indexing="ij"), -1).reshape(-1, 2) * 0.12
+  occluded = np.zeros(len(pts))
+  for jx, jz in jitter:
+    direction = base + to_world.dot([jx, 0., jz])
+    direction /= np.linalg.norm(direction)
+    t_shadow, _ = _hit_object(pts, np.broadcast_to(direction, pts.shape),
+                              shape, scale)
+    occluded += np.isfinite(t_shadow)
+  occluded /= len(jitter)
+  shadow[near] = 1. - (1. - _SHADOW_SHADE) * occluded
+  return (alpha.reshape(size, size).astype(np.float64),
+          shade.reshape(size, size), spec.reshape(size, size),
+          shadow.reshape(size, size))
+
+
+def _build_layers():
+  """Renders the compositing layers (see the module docstring).
+
+  Returns:
+    Dict of numpy arrays: background float32 [1500, 64, 64, 3] indexed by
+    (floor_hue, wall_hue, orientation); multiplier float32 [480, h, w, 1] and
+    object_rgb float32 [4800, h, w, 3] indexed by (shape, scale, orientation)
+    and (shape, scale, orientation, object_hue), cropped to `window`
+    int64 [4] = (row0, row1, col0, col1), the union of all objects and
+    shadows.
+  """
+  ss = _SUPERSAMPLING
+  size = 64 * ss
+  colours = _hsv_colours()
+  orientations = factor_values(5)
+  scales = factor_values(3)
+  coverage = [_render_background_coverage(o, size) for o in orientations]
+  floor = np.stack([_downsample(c[0], ss) for c in coverage])  # [15, 64, 64]
+  wall = np.stack([_downsample(c[1], ss) for c in coverage])
+  sky = np.stack([_downsample(c[2], ss) for c in coverage])
+  background = (
+      floor[None, None, :, :, :, None] * colours[:, None, None, None, None] +
+      wall[None, None, :, :, :, None] * colours[None, :, None, None, None] +
+      sky[None, None, :, :, :, None] * _SKY_RGB)
+  background = background.reshape((-1,) + IMAGE_SHAPE).astype(np.float32)
+
+  multiplier = np.ones((4, 8, 15, 64, 64, 1))
+  object_rgb = np.zeros((4, 8, 15, 10, 64, 64, 3))
+  for shape in range(4):
+    for j, scale in enumerate(scales):
+      for k, orientation in enumerate(orientations):
+        if shape != 0 and k > 0:
+          # Round objects look the same from every azimuth (the light moves
+          # with the camera): reuse the first orientation's layers.
+          multiplier[shape, j, k] = multiplier[shape, j, 0]
+          object_rgb[shape, j, k] = object_rgb[shape, j, 0]
+          continue
+        alpha, shade, spec, shadow = _render_object(
+            shape, scale, orientation, size, coverage[k][3])
+        multiplier[shape, j, k, :, :, 0] = _downsample((1. - alpha) * shadow,
+                                                       ss)
+        lit = np.minimum(shade[None, :, :, None] * colours[:, None, None] +
+                         spec[None, :, :, None], 1.) * alpha[None, :, :, None]
+        object_rgb[shape, j, k] = _downsample(
+            lit.transpose(1, 2, 0, 3), ss).transpose(2, 0, 1, 3)
+  used = (multiplier[..., 0] < 1.).reshape(-1, 64, 64).any(axis=0)
+  rows = np.nonzero(used.any(axis=1))[0]
+  cols = np.nonzero(used.any(axis=0))[0]
+  window = np.array([rows[0], rows[-1] + 1, cols[0], cols[-1] + 1])
+  r0, r1, c0, c1 = window
+  return {
+      "background": background,
+      "multiplier": multiplier[..., r0:r1, c0:c1, :].reshape(
+          (480, r1 - r0, c1 - c0, 1)).astype(np.float32),
+      "object_rgb": object_rgb[..., r0:r1, c0:c1, :].reshape(
+          (4800, r1 - r0, c1 - c0, 3)).astype(np.float32),
+      "window": window.astype(np.int64),
+  }
+
+
+class RenderedShapes3D(_Shapes3DFactors):
+  """The procedural look-alike of 3dshapes, composited from cached layers."""
+
+  def __init__(self):
+    self.source = "generated"
+    arrays = cache.load_or_build("object_in_room", _RENDER_VERSION,
+                                 _build_layers)
+    self._background = arrays["background"]
+    self._multiplier = arrays["multiplier"]
+    self._object_rgb = arrays["object_rgb"]
+    r0, r1, c0, c1 = (int(v) for v in arrays["window"])
+    self._rows = slice(r0, r1)
+    self._cols = slice(c0, c1)
+
+  def _images(self, factors):
+    f = factors
+    out = np.empty((len(f),) + IMAGE_SHAPE, dtype=np.float32)
+    np.take(self._background, (f[:, 0] * 10 + f[:, 1]) * 15 + f[:, 5],
+            axis=0, out=out)
+    layer = (f[:, 4] * 8 + f[:, 3]) * 15 + f[:, 5]
+    # Only the window that any object or shadow touches is composited.
+    window = out[:, self._rows, self._cols]
+    window *= self._multiplier[layer]
+    window += self._object_rgb[layer * 10 + f[:, 2]]
+    return out
+
+
+@gin.configurable("object_in_room", allowlist=["data_path", "use_real_data"])
+class ObjectInRoom(_Shapes3DFactors):
+  """3D Object-in-Room: DeepMind's 3dshapes.h5 if present, else rendered.
+
+  Both sources share the factor structure, label values and index order of
+  3dshapes, so a model or figure does not depend on which one is used (the
+  `source` attribute says which).
+  """
+
+  def __init__(self, data_path=None, use_real_data=True):
+    """Opens the real file or the rendered look-alike.
+
+    Args:
+      data_path: Path of DeepMind's 3dshapes.h5; None means
+        $DISENTANGLEMENT_LIB_DATA/3dshapes/3dshapes.h5.
+      use_real_data: If False, always use the renderer (for example to
+        compare against the real images).
+    """
+    global _missing_file_warned
+    path = data_path or default_data_path()
+    self._impl = None
+    if use_real_data:
+      if os.path.exists(path):
+        self._impl = RealShapes3D(path)
+      elif not _missing_file_warned:
+        _missing_file_warned = True
+        logging.warning(
+            "object_in_room: %s not found; using the procedural renderer "
+            "instead of DeepMind's 3dshapes (put the file there to use it).",
+            path)
+    if self._impl is None:
+      self._impl = RenderedShapes3D()
+    self.source = self._impl.source
+
+  def _images(self, factors):
+    return self._impl._images(factors)  # pylint: disable=protected-access

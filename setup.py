@@ -1,0 +1,91 @@
+"""Packaging for sbd_plugin: Spatial Broadcast decoders and datasets for dlib.
+
+The dependency pins below are the stack that dlib's numbers are produced with;
+`sbd_plugin.versions` records them next to every result. disentanglement-lib
+itself is installed separately with `--no-deps` (see scripts/bootstrap.sh)
+because its metadata pins TensorFlow 1.14 and tensorflow-probability 0.7,
+which do not exist for Python 3.11.
+"""
+import os
+
+import setuptools
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+_PTH = "sbd_plugin.pth"
+
+# What dlib's numbers depend on: exact pins.
+NUMERIC_PINS = [
+    "tensorflow==2.15.1",
+    "tensorflow-probability==0.23.0",
+    "tensorflow-hub==0.15.0",
+    "gin-config==0.5.0",
+    "numpy==1.26.4",
+    "scikit-learn==1.5.2",
+    "scipy==1.13.1",
+]
+# dlib's other (unpinned upstream) runtime needs, plus ours.
+RUNTIME = [
+    "absl-py>=1.0",
+    "pandas>=2.0,<2.3",
+    "matplotlib>=3.7,<3.10",
+    "pillow>=9.0",
+    "imageio>=2.20,<2.37",
+    "simplejson>=3.17",
+    "six>=1.16",
+    "future>=0.18",
+    "seaborn>=0.12,<0.14",
+    "h5py>=3.8,<3.13",
+    "tqdm>=4.60",
+]
+
+
+class BuildPyWithHook(build_py):
+  """Ships the activation `.pth` file at the top of site-packages."""
+
+  def run(self):
+    super().run()
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), _PTH)
+    self.copy_file(src, os.path.join(self.build_lib, _PTH))
+
+  def get_outputs(self, include_bytecode=True):
+    return super().get_outputs(include_bytecode) + [
+        os.path.join(self.build_lib, _PTH)]
+
+
+class EditableWheelWithHook(editable_wheel):
+  """Ships the same `.pth` file with `pip install -e .` (development mode)."""
+
+  def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):
+    outputs = super()._run_build_commands(dist_name, unpacked_wheel, build_lib,
+                                          tmp_dir)
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), _PTH)
+    self.copy_file(src, os.path.join(str(unpacked_wheel), _PTH))
+    return outputs
+
+
+setuptools.setup(
+    name="sbd_plugin",
+    version="0.1.0",
+    description=("Spatial Broadcast decoders, the paper's datasets and a "
+                 "comparison study runner for disentanglement_lib 1.5 on "
+                 "Python 3.11 / TensorFlow 2.15."),
+    python_requires=">=3.9,<3.12",
+    packages=setuptools.find_packages(include=["sbd_plugin", "sbd_plugin.*",
+                                               "evaluation", "evaluation.*"]),
+    py_modules=["_sbd_plugin_hook"],
+    install_requires=NUMERIC_PINS + RUNTIME,
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]==2.15.1"],
+        "ray": ["ray[default]>=2.9,<3"],
+        "test": ["pytest>=7"],
+    },
+    entry_points={
+        "console_scripts": [
+            "sbd_study=evaluation.cli:main",
+            "sbd_benchmark=evaluation.benchmark:main",
+        ],
+    },
+    cmdclass={"build_py": BuildPyWithHook,
+              "editable_wheel": EditableWheelWithHook},
+)

@@ -22,6 +22,10 @@ class _ActivatingLoader(importlib.abc.Loader):
     return self._loader.create_module(spec)
 
   def exec_module(self, module):
+    # Hand the module back its real loader: pkg_resources (dlib's
+    # utils/resources.py) only understands the standard loader types.
+    module.__loader__ = self._loader
+    module.__spec__.loader = self._loader
     self._loader.exec_module(module)
     import sbd_plugin.compat  # pylint: disable=g-import-not-at-top
     sbd_plugin.compat.activate()
@@ -34,11 +38,8 @@ class _Finder(importlib.abc.MetaPathFinder):
     if fullname != _TARGET:
       return None
     sys.meta_path.remove(self)  # One shot: find the real spec without us.
-    try:
-      import importlib.util  # pylint: disable=g-import-not-at-top
-      spec = importlib.util.find_spec(fullname)
-    finally:
-      pass
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    spec = importlib.util.find_spec(fullname)
     if spec is None or spec.loader is None:
       return None
     spec.loader = _ActivatingLoader(spec.loader)

@@ -7,6 +7,7 @@ because its metadata pins TensorFlow 1.14 and tensorflow-probability 0.7,
 which do not exist for Python 3.11.
 """
 import os
+import runpy
 
 import setuptools
 from setuptools.command.build_py import build_py
@@ -14,16 +15,10 @@ from setuptools.command.editable_wheel import editable_wheel
 
 _PTH = "sbd_plugin.pth"
 
-# What dlib's numbers depend on: exact pins.
-NUMERIC_PINS = [
-    "tensorflow==2.15.1",
-    "tensorflow-probability==0.23.0",
-    "tensorflow-hub==0.15.0",
-    "gin-config==0.5.0",
-    "numpy==1.26.4",
-    "scikit-learn==1.5.2",
-    "scipy==1.13.1",
-]
+# What dlib's numbers depend on: exact pins, kept in one place.
+_PINS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "sbd_plugin", "versions.py"))
+NUMERIC_PINS = ["%s==%s" % kv for kv in _PINS["NUMERIC_PINS"].items()]
 # dlib's other (unpinned upstream) runtime needs, plus ours.
 RUNTIME = [
     "absl-py>=1.0",
@@ -37,6 +32,7 @@ RUNTIME = [
     "seaborn>=0.12,<0.14",
     "h5py>=3.8,<3.13",
     "tqdm>=4.60",
+    "setuptools<81",  # tensorflow-hub 0.15 imports pkg_resources.
 ]
 
 
@@ -72,7 +68,11 @@ setuptools.setup(
                  "Python 3.11 / TensorFlow 2.15."),
     python_requires=">=3.9,<3.12",
     packages=setuptools.find_packages(include=["sbd_plugin", "sbd_plugin.*",
-                                               "evaluation", "evaluation.*"]),
+                                               "evaluation", "evaluation.*",
+                                               "gin_configs", "gin_configs.*"]),
+    # gin resolves `include 'gin_configs/...'` through the Python path, so the
+    # configs work from any directory once the plugin is installed.
+    package_data={"gin_configs": ["*.gin", "*/*.gin", "studies/*"]},
     py_modules=["_sbd_plugin_hook"],
     install_requires=NUMERIC_PINS + RUNTIME,
     extras_require={

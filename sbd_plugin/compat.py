@@ -190,18 +190,9 @@ def _install_batched_input():
 
 
 def _register_plugin_configurables():
-  """Makes the plugin's configurables and config files visible to gin.
-
-  Imports the modules whose configurables dlib configs may name, and adds the
-  checkout holding `gin_configs/` to gin's search path so the configs'
-  `include 'gin_configs/...'` lines work from any working directory.
-  """
-  import os  # pylint: disable=g-import-not-at-top
+  """Imports the modules whose configurables dlib configs may name."""
   import sbd_plugin.architectures  # pylint: disable=g-import-not-at-top,unused-import
   import sbd_plugin.datasets.pipeline  # pylint: disable=g-import-not-at-top,unused-import
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  if os.path.isdir(os.path.join(root, "gin_configs")):
-    gin.add_config_file_search_path(root)
 
 
 FIXES = (
@@ -230,12 +221,15 @@ FIXES = (
 
 
 def activate():
-  """Applies every fix in FIXES once per process.
+  """Checks the stack, then applies every fix in FIXES once per process.
 
   Returns:
     List of the names of the applied fixes.
   """
   if not _ACTIVE:
+    from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
+    for warning in versions.check_stack():
+      logging.warning("sbd_plugin: %s", warning)
     for fix in FIXES:
       fix.apply()
       _ACTIVE.append(fix.name)

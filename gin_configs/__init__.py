@@ -1,0 +1,1 @@
+"""Gin configs shipped with sbd_plugin (a package so gin can `include` them from anywhere)."""

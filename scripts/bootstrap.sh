@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtual environment with the pinned stack.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run repeatedly: it only
+# reinstalls when requirements/*.txt or setup.py changed.
+#   SBD_VENV   where the environment lives (default: <repo>/.venv)
+#   PYTHON     the Python 3.11 interpreter to use (default: python3.11 or python3)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SBD_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "sbd_plugin needs Python 3.11 (TensorFlow 2.15 supports 3.9-3.11); $PY is $("$PY" --version 2>&1)." >&2
+  echo "Set PYTHON=/path/to/python3.11 and run again." >&2
+  exit 1
+fi
+
+STAMP_FILE="$VENV/.sbd_plugin_stamp"
+STAMP="$(cat "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/sbd_plugin.pth" | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
+  return 0 2>/dev/null || exit 0
+fi
+
+echo "[bootstrap] setting up $VENV (pinned stack; first run downloads ~1 GB)" >&2
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install -r "$ROOT/requirements/lock.txt"
+"${PIP[@]}" install -r "$ROOT/requirements/ray.txt"
+# dlib's metadata pins tensorflow==1.14 / tensorflow-probability==0.7, which do not
+# exist for Python 3.11: install it without its dependencies (ours are pinned above).
+"${PIP[@]}" install --no-deps "disentanglement-lib==1.5"
+# Editable install of the plugin; also installs sbd_plugin.pth (the activation hook).
+"${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+"$VENV/bin/python" -c "import disentanglement_lib, sbd_plugin.compat as c; assert c._ACTIVE, 'activation hook missing'" \
+  || { echo "[bootstrap] the sbd_plugin activation hook did not load" >&2; exit 1; }
+echo "$STAMP" > "$STAMP_FILE"

@@ -1,0 +1,176 @@
+"""The compatibility layer: activation, dlib fixes, dataset names, versions."""
+import os
+import re
+import sys
+
+import gin
+import imageio
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import sbd_plugin
+from sbd_plugin import compat
+from sbd_plugin import versions
+from sbd_plugin.datasets import pipeline
+from disentanglement_lib.data.ground_truth import dummy_data
+from disentanglement_lib.data.ground_truth import named_data
+from disentanglement_lib.data.ground_truth import util
+from disentanglement_lib.visualize import visualize_util
+from tests.conftest import REPO
+from tests.conftest import run_tool
+
+
+def _python(code, env=None, check=True):
+  return run_tool([sys.executable, "-c", code], env=env, check=check,
+                  timeout=300)
+
+
+def test_hook_does_not_import_tensorflow_into_unrelated_processes():
+  out = _python("import sys, json; print('tensorflow' in sys.modules, "
+                "any(type(f).__name__ == '_Finder' for f in sys.meta_path))")
+  assert out.stdout.split() == ["False", "True"]
+
+
+def test_importing_dlib_activates_every_fix_in_a_fresh_process():
+  out = _python("import disentanglement_lib.methods.unsupervised.train; "
+                "import sbd_plugin.compat as c; print(','.join(c._ACTIVE))")
+  assert out.stdout.strip().split(",") == [f.name for f in compat.FIXES]
+
+
+def test_without_the_hook_stock_dlib_fails_on_this_stack():
+  # Proves the layer is what makes dlib run (and that the opt-out works).
+  out = _python("import disentanglement_lib.methods.unsupervised.train",
+                env={"SBD_PLUGIN_DISABLE": "1"}, check=False)
+  assert out.returncode != 0
+  assert "contrib" in out.stderr or "whitelist" in out.stderr
+
+
+def test_every_fix_names_the_dlib_file_and_reason():
+  for fix in compat.FIXES:
+    assert fix.dlib_files and len(fix.why) > 20, fix.name
+
+
+def test_unknown_dataset_name_lists_valid_names():
+  gin.clear_config()
+  gin.bind_parameter("dataset.name", "colored_sprite")
+  try:
+    with pytest.raises(ValueError) as err:
+      named_data.get_named_ground_truth_data()
+  finally:
+    gin.clear_config()
+  message = str(err.value)
+  assert "colored_sprite'" in message
+  for name in ("dsprites_full", "dummy_data", "colored_sprites",
+               "object_in_room", "small_colored_sprites"):
+    assert name in message
+
+
+def test_stock_dataset_names_still_resolve_and_are_recorded():
+  gin.clear_config()
+  gin.bind_parameter("dataset.name", "dummy_data")
+  try:
+    data = named_data.get_named_ground_truth_data()
+    operative = gin.operative_config_str()
+  finally:
+    gin.clear_config()
+  assert isinstance(data, dummy_data.DummyData)
+  # postprocess/evaluate read `dataset.name` back from this for "auto".
+  assert re.search(r"dataset.name = 'dummy_data'", operative)
+
+
+def test_tf_contrib_shim_provides_what_dlib_uses(tmp_path):
+  from tensorflow.contrib import framework  # pylint: disable=g-import-not-at-top
+  from tensorflow.contrib import tpu  # pylint: disable=g-import-not-at-top
+  assert tpu.TPUEstimator is tf.estimator.tpu.TPUEstimator
+  path = str(tmp_path / "ckpt")
+  with tf.Graph().as_default():
+    v = tf.Variable([1.0, 2.0], name="v")
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      tf.train.Saver([v]).save(sess, path)
+  with tf.Graph().as_default():
+    w = tf.Variable([0.0, 0.0], name="w")
+    init_fn = framework.assign_from_checkpoint_fn(path, {"v": w})
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      init_fn(sess)
+      np.testing.assert_array_equal(sess.run(w), [1.0, 2.0])
+
+
+def test_gin_accepts_dlibs_old_keyword_names():
+  @gin.configurable("sbd_test_old_keywords", blacklist=["x"])
+  def f(x, y=1):
+    return x, y
+
+  with pytest.raises(ValueError):
+    gin.bind_parameter("sbd_test_old_keywords.x", 3)  # denylisted
+  gin.bind_parameter("sbd_test_old_keywords.y", 5)
+  try:
+    assert f(0) == (0, 5)
+  finally:
+    gin.clear_config()
+
+
+def test_save_animation_writes_a_readable_gif_from_float_frames(tmp_path):
+  frames = [np.random.RandomState(i).rand(3, 8, 8, 3) for i in range(2)]
+  path = str(tmp_path / "anim.gif")
+  visualize_util.save_animation(np.array(frames), path, fps=5)
+  read = imageio.mimread(path)
+  assert len(read) == 3
+  assert read[0].dtype == np.uint8 and read[0].shape[-1] in (3, 4)
+
+
+def _first_images(data, seed, n):
+  """First n images of the training input dlib's trainer would build."""
+  with tf.Graph().as_default():
+    data_set = util.tf_data_set_from_ground_truth_data(data, seed)
+    batch = tf.data.make_one_shot_iterator(data_set.batch(n)).get_next()
+    with tf.Session() as sess:
+      return sess.run(batch)
+
+
+def test_batched_pipeline_is_deterministic_and_matches_sampling():
+  data = dummy_data.DummyData()
+  first = _first_images(data, 7, 10)
+  again = _first_images(data, 7, 10)
+  np.testing.assert_array_equal(first, again)
+  # Same stream as sampling in chunks with the same RandomState.
+  expected = data.sample_observations(256, np.random.RandomState(7))[:10]
+  expected = expected.astype(np.float32)
+  np.testing.assert_array_equal(first, expected)
+  assert first.shape == (10, 64, 64, 1) and first.dtype == np.float32
+
+
+def test_gin_switch_restores_dlibs_stock_pipeline():
+  data = dummy_data.DummyData()
+  gin.bind_parameter("input_pipeline.batched", False)
+  try:
+    images = _first_images(data, 3, 4)
+  finally:
+    gin.clear_config()
+  rs = np.random.RandomState(3)
+  expected = np.stack([data.sample_observations(1, rs)[0] for _ in range(4)])
+  expected = expected.astype(np.float32)
+  np.testing.assert_array_equal(images, expected)
+
+
+def test_pipeline_rejects_bad_options():
+  with pytest.raises(ValueError, match="chunk_size"):
+    pipeline.input_pipeline_options(chunk_size=0)
+
+
+def test_lock_file_agrees_with_numeric_pins():
+  with open(os.path.join(REPO, "requirements", "lock.txt")) as f:
+    lock = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", f.read(), re.M))
+  lock = {k.lower(): v for k, v in lock.items()}
+  for name, pin in versions.NUMERIC_PINS.items():
+    assert lock[name] == pin, name
+
+
+def test_recorded_versions_name_the_running_stack():
+  recorded = versions.library_versions()
+  assert recorded["tensorflow"] == tf.__version__
+  assert recorded["disentanglement-lib"] == versions.DLIB_VERSION
+  assert recorded["sbd_plugin"] == sbd_plugin.__version__
+  assert versions.check_stack() == []  # the test env is the pinned stack

@@ -76,6 +76,20 @@ def _install_tf_contrib_shim():
                       "tensorflow.contrib.framework": framework})
 
 
+# --- Fix 1b: TF1 graph mode -----------------------------------------------------
+
+
+def _install_graph_mode():
+  """dlib 1.5 is TF1 code: sessions, placeholders, tf.train optimizers.
+
+  TF 2.x executes eagerly by default; dlib's trainer builds its own graphs
+  through the Estimator and is unaffected, but its library functions and
+  shipped tests expect TF1's graph mode.
+  """
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  tf.disable_eager_execution()
+
+
 # --- Fix 2: gin renamed whitelist/blacklist ------------------------------------
 
 
@@ -190,9 +204,16 @@ def _install_batched_input():
 
 
 def _register_plugin_configurables():
-  """Imports the modules whose configurables dlib configs may name."""
+  """Imports the modules whose configurables dlib configs may name.
+
+  Dataset modules are imported here, not when a name is first resolved: gin
+  must know `colored_sprites.*` before parsing bindings, and refuses new
+  configurables once dlib has locked the config.
+  """
   import sbd_plugin.architectures  # pylint: disable=g-import-not-at-top,unused-import
   import sbd_plugin.datasets.pipeline  # pylint: disable=g-import-not-at-top,unused-import
+  from sbd_plugin.datasets import registry  # pylint: disable=g-import-not-at-top
+  registry.import_dataset_modules()
 
 
 FIXES = (
@@ -202,6 +223,10 @@ FIXES = (
                            "evaluation/abstract_reasoning/*.py"],
             "tf.contrib was removed in TF 2.0; TPUEstimator & co. live in "
             "tf.compat.v1.estimator.tpu", _install_tf_contrib_shim),
+    FixInfo("graph_mode", ["every module using tf.Session / tf.placeholder",
+                           "and the shipped *_test.py modules"],
+            "TF 2.x runs eagerly by default; dlib 1.5 is TF1 graph-mode code",
+            _install_graph_mode),
     FixInfo("gin_keywords", ["67 @gin.configurable(..., whitelist/blacklist)"],
             "gin-config 0.5 only accepts allowlist/denylist; 0.4 does not "
             "import on Python >= 3.10", _install_gin_keyword_shim),

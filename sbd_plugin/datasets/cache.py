@@ -6,6 +6,7 @@ shape and dtype. A cache is only trusted when the manifest and every hash
 match; a corrupt or partial cache is rebuilt, never read. Arrays are opened
 memory-mapped, so many processes share one copy in the page cache.
 """
+import fcntl
 import functools
 import hashlib
 import json
@@ -83,13 +84,22 @@ def load_or_build(name, version, build_fn):
   arrays, problem = _load_verified(folder, version)
   if arrays is not None:
     return arrays
-  _load_verified.cache_clear()
-  if problem != "no manifest" or os.path.exists(folder):
-    logging.warning("Rebuilding dataset cache %s: %s.", folder, problem)
-  else:
-    logging.info("Building dataset cache %s (first use).", folder)
-  _write(folder, version, build_fn())
-  arrays, problem = _load_verified(folder, version)
+  os.makedirs(cache_root(), exist_ok=True)
+  # Parallel study runs may all miss the cache at once: one builds, the others
+  # wait and then use its result.
+  with open(folder + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    _load_verified.cache_clear()
+    arrays, problem = _load_verified(folder, version)
+    if arrays is not None:
+      return arrays
+    _load_verified.cache_clear()
+    if problem != "no manifest" or os.path.exists(folder):
+      logging.warning("Rebuilding dataset cache %s: %s.", folder, problem)
+    else:
+      logging.info("Building dataset cache %s (first use).", folder)
+    _write(folder, version, build_fn())
+    arrays, problem = _load_verified(folder, version)
   if arrays is None:
     raise IOError("Dataset cache %s failed verification right after being "
                   "built (%s); check the disk or set SBD_PLUGIN_CACHE to "

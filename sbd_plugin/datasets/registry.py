@@ -1,8 +1,9 @@
 """Plugin dataset names, resolved lazily for dlib's `dataset.name` binding.
 
 One line per name: the module and the gin-configurable class that builds it.
-The class is imported only when its name is asked for, so listing the names
-costs nothing. `sbd_plugin.compat` plugs `get` into dlib's `dataset`
+The modules are imported when the plugin activates (their gin configurables
+must exist before configs are parsed); building a dataset, which may build
+cached assets, happens only when its name is asked for. `sbd_plugin.compat` plugs `get` into dlib's `dataset`
 configurable, so these names work in train, postprocess, evaluate (also with
 `dataset.name = "auto"`) and the visualisation scripts.
 """
@@ -32,6 +33,12 @@ _SHAPES3D_H5 = os.path.join("3dshapes", "3dshapes.h5")
 def _data_path(relative):
   root = os.environ.get("DISENTANGLEMENT_LIB_DATA", ".")
   return os.path.join(root, relative)
+
+
+def import_dataset_modules():
+  """Imports every dataset module, registering their gin configurables."""
+  for module_name in sorted({m for m, _ in PLUGIN_DATASETS.values()}):
+    importlib.import_module(module_name)
 
 
 def is_plugin_name(name):

@@ -30,7 +30,9 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # exist for Python 3.11: install it without its dependencies (ours are pinned above).
 "${PIP[@]}" install --no-deps "disentanglement-lib==1.5"
 # Editable install of the plugin; also installs sbd_plugin.pth (the activation hook).
-"${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+LOG="$VENV/.sbd_plugin_install.log"
+"${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" >"$LOG" 2>&1 \
+  || { cat "$LOG" >&2; exit 1; }
 "$VENV/bin/python" -c "import disentanglement_lib, sbd_plugin.compat as c; assert c._ACTIVE, 'activation hook missing'" \
   || { echo "[bootstrap] the sbd_plugin activation hook did not load" >&2; exit 1; }
 echo "$STAMP" > "$STAMP_FILE"

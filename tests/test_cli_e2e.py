@@ -111,3 +111,16 @@ def test_visualize_model_writes_animations(evaluated_model):
   pngs = glob.glob(os.path.join(vis_dir, "reconstructions", "*.jpg")) + \
       glob.glob(os.path.join(vis_dir, "reconstructions", "*.png"))
   assert gifs and pngs
+
+
+@pytest.mark.parametrize("name,num_factors", [("colored_sprites", 8),
+                                              ("object_in_room", 6)])
+def test_visualize_dataset_renders_every_factor(name, num_factors, tmp_path,
+                                                session_cache):
+  del session_cache
+  run_tool(["dlib_visualize_dataset", "--name=" + name,
+            "--path=" + str(tmp_path)])
+  folder = tmp_path / name
+  for i in range(num_factors):
+    assert (folder / ("variations_of_factor%d.png" % i)).exists()
+  assert list(folder.glob("animation*.gif"))

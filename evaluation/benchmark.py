@@ -16,9 +16,9 @@ Parts, each measured side by side in one run:
            achieved FLOP/s against the device's peak.
   memory   resident memory of a fresh process per dataset: after import vs
            after constructing the dataset and sampling batches.
-  metrics  seconds per metric (MIG, FactorVAE score, DCI) at dlib's study
-           settings (gin_configs/metrics/*.gin) on a fixed random linear
-           representation (a 10-d projection of the pixels).
+  metrics  seconds per metric (MIG, FactorVAE score; DCI with --metrics) at
+           dlib's study settings (gin_configs/metrics/*.gin) on a fixed
+           random linear representation (a 10-d projection of the pixels).
 
 Rates are the best of --repeats measurements (the machine may be shared);
 the variants of a comparison are measured round-robin so load drifts hit all
@@ -76,8 +76,8 @@ GPU_PEAK_FP32_TFLOPS = {
 }
 
 # Sizes of the full and of the --quick run.
-FULL = dict(input_seconds=2.0, train_seconds=6.0, train_min_steps=5,
-            warmup_steps=3, memory_batches=10, repeats=3)
+FULL = dict(input_seconds=2.0, train_seconds=5.0, train_min_steps=3,
+            warmup_steps=2, memory_batches=10, repeats=3)
 QUICK = dict(input_seconds=0.2, train_seconds=0.2, train_min_steps=2,
              warmup_steps=1, memory_batches=2, repeats=1)
 # Bindings shrinking the metrics for --quick (the full run uses the gin files).
@@ -122,7 +122,12 @@ def format_ratio(value):
 
 def format_percent(value):
   """Formats a fraction as a percentage, e.g. 0.0123 -> '1.2%'."""
-  return "n/a" if value != value else "%.1f%%" % (100.0 * value)
+  if value != value:
+    return "n/a"
+  # Tiny shares (input busy time of a slow step) keep two significant digits.
+  if 0 < abs(value) < 0.001:
+    return "%.2f%%" % (100.0 * value)
+  return "%.1f%%" % (100.0 * value)
 
 
 def format_rate(value):
@@ -595,9 +600,10 @@ def _parser():
   parser.add_argument("--no-stock-train", action="store_true",
                       help="train part: skip the run with dlib's stock input")
   parser.add_argument("--metrics", default=None,
-                      help="metrics to time (default: %s; --quick: mig,"
-                      "factor_vae, as DCI's boosted trees take ~10 s even on "
-                      "tiny data)" % ",".join(METRICS))
+                      help="metrics to time, from %s (default: mig,factor_vae:"
+                      " DCI's gradient boosted trees at study settings take "
+                      "longer than the rest of the run on a 2-core machine, "
+                      "and ~10 s even with --quick)" % ",".join(METRICS))
   parser.add_argument("--metric-dataset", default=None,
                       help="dataset of the metrics part (default: "
                       "colored_sprites; --quick: dummy_data)")
@@ -639,13 +645,14 @@ class _Report(object):
     self.lines.append(text + "  ")
 
 
-def _run_input(report, datasets, args, sizes):
+def _run_input(report, datasets, args, sizes, input_rates):
   report.section("Input pipeline: images/s of dlib's train._make_input_fn, "
                  "batch %d" % args.batch_size)
   rows, ratios = [], []
   for name in datasets:
     rates = measure_input(name, args.batch_size, sizes["input_seconds"],
                           sizes["repeats"])
+    input_rates[name] = rates
     r = ratio(rates["plugin"], rates["stock"])
     rows.append([name, format_rate(rates["stock"]),
                  format_rate(rates["plugin"]), format_ratio(r)])
@@ -657,7 +664,7 @@ def _run_input(report, datasets, args, sizes):
     report.note(line)
 
 
-def _run_train(report, args, sizes, device):
+def _run_train(report, args, sizes, device, input_rates):
   decoders = _split(args.decoders)
   dataset = args.train_dataset or ("dummy_data" if args.quick else
                                    "colored_sprites")
@@ -695,6 +702,13 @@ def _run_train(report, args, sizes, device):
     if "stock" in rates:
       notes.append("input overhead %s %s (stock): %s" % (
           device, decoder, format_percent(stock_overhead)))
+    if dataset in input_rates:
+      # Busy time of the input per step (from the input part's rates): an
+      # upper bound of the overhead that is not buried in timing noise.
+      for kind in ("plugin", "stock"):
+        notes.append("input busy time per step %s %s (%s): %s" % (
+            device, decoder, kind, format_percent(
+                rates["constant"] * batch_size / input_rates[dataset][kind])))
   header = ["decoder", "constant steps/s", "plugin steps/s",
             "plugin overhead"]
   if "stock" in kinds:
@@ -733,12 +747,14 @@ def _run_metrics(report, args):
                      "--quick" if args.quick else
                      "dlib study (gin_configs/metrics)", dataset))
   rows = []
-  metrics = _split(args.metrics) if args.metrics else (
-      ["mig", "factor_vae"] if args.quick else list(METRICS))
+  metrics = _split(args.metrics) if args.metrics else ["mig", "factor_vae"]
   for metric in metrics:
-    rows.append([metric, "%.1f" % measure_metric(metric, dataset,
-                                                 args.quick)])
+    seconds = measure_metric(metric, dataset, args.quick)
+    print("  %s done: %.1f s" % (metric, seconds), flush=True)
+    rows.append([metric, "%.1f" % seconds])
   report.table(["metric", "seconds"], rows)
+  if "dci" not in metrics:
+    report.note("DCI not run (slow); add it with --metrics mig,factor_vae,dci.")
 
 
 def _machine_lines(info, load_start, command):
@@ -790,12 +806,13 @@ def main(argv=None):
   report.section("Machine")
   for line in _machine_lines(info, load_start, command):
     report.note(line)
+  input_rates = {}
   if "input" in parts:
-    _run_input(report, datasets, args, sizes)
+    _run_input(report, datasets, args, sizes, input_rates)
   if "train" in parts:
-    _run_train(report, args, sizes, "cpu")
+    _run_train(report, args, sizes, "cpu", input_rates)
     if info["gpus"]:
-      _run_train(report, args, sizes, "gpu")
+      _run_train(report, args, sizes, "gpu", input_rates)
   if "memory" in parts:
     _run_memory(report, datasets, args, sizes)
   if "metrics" in parts:

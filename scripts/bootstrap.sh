@@ -16,7 +16,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
 fi
 
 STAMP_FILE="$VENV/.sbd_plugin_stamp"
-STAMP="$(cat "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/sbd_plugin.pth" | sha256sum | cut -d' ' -f1)"
+STAMP="$(cat "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/pyproject.toml" "$ROOT/sbd_plugin.pth" \
+  "$ROOT/scripts/bootstrap.sh" | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
   return 0 2>/dev/null || exit 0
 fi
@@ -24,6 +25,8 @@ fi
 echo "[bootstrap] setting up $VENV (pinned stack; first run downloads ~1 GB)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# A known pip: editable installs must go through PEP 660 (see pyproject.toml).
+"${PIP[@]}" install "pip==26.2.1"
 "${PIP[@]}" install -r "$ROOT/requirements/lock.txt"
 "${PIP[@]}" install -r "$ROOT/requirements/ray.txt"
 # dlib's metadata pins tensorflow==1.14 / tensorflow-probability==0.7, which do not
@@ -33,6 +36,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 LOG="$VENV/.sbd_plugin_install.log"
 "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" >"$LOG" 2>&1 \
   || { cat "$LOG" >&2; exit 1; }
-"$VENV/bin/python" -c "import disentanglement_lib, sbd_plugin.compat as c; assert c._ACTIVE, 'activation hook missing'" \
-  || { echo "[bootstrap] the sbd_plugin activation hook did not load" >&2; exit 1; }
+# The hook must activate the plugin on a bare `import disentanglement_lib`.
+(cd / && "$VENV/bin/python" -c "import sys, disentanglement_lib; assert 'sbd_plugin.compat' in sys.modules") \
+  || { echo "[bootstrap] the activation hook sbd_plugin.pth was not installed" >&2; exit 1; }
 echo "$STAMP" > "$STAMP_FILE"

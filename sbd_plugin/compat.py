@@ -76,7 +76,7 @@ def _install_tf_contrib_shim():
                       "tensorflow.contrib.framework": framework})
 
 
-# --- Fix 1b: TF1 graph mode -----------------------------------------------------
+# --- Fix 2: TF1 graph mode -----------------------------------------------------
 
 
 def _install_graph_mode():
@@ -90,7 +90,7 @@ def _install_graph_mode():
   tf.disable_eager_execution()
 
 
-# --- Fix 2: gin renamed whitelist/blacklist ------------------------------------
+# --- Fix 3: gin renamed whitelist/blacklist ------------------------------------
 
 
 def _translate_gin_keywords(fn):
@@ -117,7 +117,7 @@ def _install_gin_keyword_shim():
       setattr(gin.config, name, patched)
 
 
-# --- Fix 3: plugin datasets behind dlib's `dataset` configurable ---------------
+# --- Fix 4: plugin datasets behind dlib's `dataset` configurable ---------------
 
 
 def _dataset_dispatcher(stock_fn):
@@ -157,7 +157,7 @@ def _install_dataset_dispatch():
   cell.cell_contents = _dataset_dispatcher(cell.cell_contents)
 
 
-# --- Fix 4: dlib_visualize_model's GIFs ---------------------------------------
+# --- Fix 5: dlib_visualize_model's GIFs ---------------------------------------
 
 
 def _to_uint8_frames(images):
@@ -187,7 +187,7 @@ def _install_save_animation_fix():
   visualize_util.save_animation = save_animation
 
 
-# --- Fix 5: batched, prefetched training input --------------------------------
+# --- Fix 6: batched, prefetched training input --------------------------------
 
 
 def _install_batched_input():
@@ -200,7 +200,7 @@ def _install_batched_input():
       util.tf_data_set_from_ground_truth_data)
 
 
-# --- Fix 6: the plugin's gin configurables ------------------------------------
+# --- Fix 7: the plugin's gin configurables ------------------------------------
 
 
 def _register_plugin_configurables():

@@ -64,11 +64,12 @@ def heldout_errors(study, frame, seen, heldout, num_samples=512):
           for split, name in (("seen", seen), ("held-out", heldout))}
   rows = []
   for run in runs.itertuples():
-    for split, dataset in data.items():
-      errors = figures.reconstruction_errors(run.model_dir, dataset,
-                                             num_samples, seed=0)
-      rows.append({"decoder": run.decoder, "seed": run.seed, "split": split,
-                   "error": float(errors.mean())})
+    with figures.load_model(run.model_dir) as model:  # Loaded once per run.
+      for split, dataset in data.items():
+        errors = figures.reconstruction_errors(model, dataset, num_samples,
+                                               seed=0)
+        rows.append({"decoder": run.decoder, "seed": run.seed,
+                     "split": split, "error": float(errors.mean())})
   return pd.DataFrame(rows)
 
 
@@ -84,6 +85,36 @@ def _versions_line(versions_path):
           "gin-config", "numpy", "scikit-learn", "scipy",
           "disentanglement-lib", "sbd_plugin")
   return ", ".join("%s %s" % (k, v.get(k)) for k in keys)
+
+
+def _model_figures(hub_model, dataset, model, decoder, study, fig_dir,
+                   output_dir):
+  """Traversal and latent-geometry sections for one trained model."""
+  lines = []
+  options = study.figures
+  data = load_dataset(dataset, _bindings_for(study, dataset))
+  tag = "%s-%s-%s" % (dataset, model, decoder)
+  if options.get("traversals", True):
+    path = figures.plot_traversals(
+        hub_model, data, os.path.join(fig_dir, "traversals-%s.png" % tag))
+    lines += _figure_section(
+        "Traversals: %s, %s, %s decoder" % (dataset, model, decoder), path,
+        output_dir, "Each row sweeps one latent from -2 to +2 around a "
+        "seed image; latents ordered by average posterior variance "
+        "(most informative first), non-coding latents dropped.")
+  geometry = options.get("latent_geometry")
+  if geometry:
+    factor_x, factor_y = [_factor_index(data, f) for f in geometry]
+    path = figures.plot_latent_geometry(
+        hub_model, data, os.path.join(fig_dir, "geometry-%s.png" % tag),
+        factor_x, factor_y)
+    lines += _figure_section(
+        "Latent geometry: %s, %s decoder" % (model, decoder), path,
+        output_dir, "A grid of lines in (%s, %s) with the other factors "
+        "fixed, and its image in the two latents of lowest posterior "
+        "variance. A disentangled model keeps the grid up to an affine "
+        "map." % tuple(geometry))
+  return lines
 
 
 def build_report(study, output_dir, outcomes=None):
@@ -150,28 +181,9 @@ def build_report(study, output_dir, outcomes=None):
       "run, lines through the per-beta medians.")
   options = study.figures
   for dataset, model, decoder, model_dir in _first_models(frame):
-    data = load_dataset(dataset, _bindings_for(study, dataset))
-    tag = "%s-%s-%s" % (dataset, model, decoder)
-    if options.get("traversals", True):
-      path = figures.plot_traversals(
-          model_dir, data, os.path.join(fig_dir, "traversals-%s.png" % tag))
-      lines += _figure_section(
-          "Traversals: %s, %s, %s decoder" % (dataset, model, decoder), path,
-          output_dir, "Each row sweeps one latent from -2 to +2 around a "
-          "seed image; latents ordered by average posterior variance "
-          "(most informative first), non-coding latents dropped.")
-    geometry = options.get("latent_geometry")
-    if geometry:
-      factor_x, factor_y = [_factor_index(data, f) for f in geometry]
-      path = figures.plot_latent_geometry(
-          model_dir, data, os.path.join(fig_dir, "geometry-%s.png" % tag),
-          factor_x, factor_y)
-      lines += _figure_section(
-          "Latent geometry: %s, %s decoder" % (model, decoder), path,
-          output_dir, "A grid of lines in (%s, %s) with the other factors "
-          "fixed, and its image in the two latents of lowest posterior "
-          "variance. A disentangled model keeps the grid up to an affine "
-          "map." % tuple(geometry))
+    with figures.load_model(model_dir) as hub_model:  # Loaded once per model.
+      lines += _model_figures(hub_model, dataset, model, decoder, study,
+                              fig_dir, output_dir)
   heldout = options.get("heldout")
   if heldout:
     errors = heldout_errors(study, frame, heldout[0], heldout[1])

@@ -2,12 +2,7 @@
 import math
 import re
 
-import numpy as np
 import pytest
-
-from disentanglement_lib.data.ground_truth import dummy_data  # activates the plugin
-from disentanglement_lib.data.ground_truth import util
-import tensorflow.compat.v1 as tf
 
 from evaluation import benchmark
 from tests.conftest import run_tool
@@ -62,28 +57,6 @@ def test_peak_table_lookup():
 def test_markdown_table():
   lines = benchmark.markdown_table(["a", "b"], [[1, "x"]])
   assert lines == ["| a | b |", "|---|---|", "| 1 | x |"]
-
-
-def _batches(data_set, batch_size, n):
-  with tf.Graph().as_default():
-    batch = tf.data.make_one_shot_iterator(
-        data_set().batch(batch_size, drop_remainder=True)).get_next()
-    with tf.Session() as sess:
-      return np.stack([sess.run(batch) for _ in range(n)])
-
-
-@pytest.mark.parametrize("batch_size", [16, 64, 10])
-def test_batching_fast_path_gives_dlibs_batches(batch_size):
-  """The plugin's whole-batch cut equals unbatch().batch() (what dlib does)."""
-  data = dummy_data.DummyData()
-  fast = _batches(lambda: util.tf_data_set_from_ground_truth_data(data, 5),
-                  batch_size, 40)  # 40 batches of 16 span 3 chunks of 256.
-  slow = _batches(
-      lambda: tf.data.Dataset.from_tensors(0).flat_map(
-          lambda _: util.tf_data_set_from_ground_truth_data(data, 5)),
-      batch_size, 40)
-  np.testing.assert_array_equal(fast, slow)
-  assert fast.shape == (40, batch_size, 64, 64, 1)
 
 
 def test_quick_run_prints_every_section_and_ratio():

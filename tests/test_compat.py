@@ -12,10 +12,8 @@ import tensorflow.compat.v1 as tf
 import sbd_plugin
 from sbd_plugin import compat
 from sbd_plugin import versions
-from sbd_plugin.datasets import pipeline
 from disentanglement_lib.data.ground_truth import dummy_data
 from disentanglement_lib.data.ground_truth import named_data
-from disentanglement_lib.data.ground_truth import util
 from disentanglement_lib.visualize import visualize_util
 from tests.conftest import REPO
 from tests.conftest import run_tool
@@ -119,45 +117,6 @@ def test_save_animation_writes_a_readable_gif_from_float_frames(tmp_path):
   read = imageio.mimread(path)
   assert len(read) == 3
   assert read[0].dtype == np.uint8 and read[0].shape[-1] in (3, 4)
-
-
-def _first_images(data, seed, n):
-  """First n images of the training input dlib's trainer would build."""
-  with tf.Graph().as_default():
-    data_set = util.tf_data_set_from_ground_truth_data(data, seed)
-    batch = tf.data.make_one_shot_iterator(data_set.batch(n)).get_next()
-    with tf.Session() as sess:
-      return sess.run(batch)
-
-
-def test_batched_pipeline_is_deterministic_and_matches_sampling():
-  data = dummy_data.DummyData()
-  first = _first_images(data, 7, 10)
-  again = _first_images(data, 7, 10)
-  np.testing.assert_array_equal(first, again)
-  # Same stream as sampling in chunks with the same RandomState.
-  expected = data.sample_observations(256, np.random.RandomState(7))[:10]
-  expected = expected.astype(np.float32)
-  np.testing.assert_array_equal(first, expected)
-  assert first.shape == (10, 64, 64, 1) and first.dtype == np.float32
-
-
-def test_gin_switch_restores_dlibs_stock_pipeline():
-  data = dummy_data.DummyData()
-  gin.bind_parameter("input_pipeline.batched", False)
-  try:
-    images = _first_images(data, 3, 4)
-  finally:
-    gin.clear_config()
-  rs = np.random.RandomState(3)
-  expected = np.stack([data.sample_observations(1, rs)[0] for _ in range(4)])
-  expected = expected.astype(np.float32)
-  np.testing.assert_array_equal(images, expected)
-
-
-def test_pipeline_rejects_bad_options():
-  with pytest.raises(ValueError, match="chunk_size"):
-    pipeline.input_pipeline_options(chunk_size=0)
 
 
 def test_lock_file_agrees_with_numeric_pins():

@@ -132,6 +132,19 @@ def test_same_seed_same_images(rendered):
   assert not np.array_equal(a, c)
 
 
+def test_compositing_touched_rows_equals_full_composite(rendered):
+  """Skipping the rows a layer leaves alone changes no pixel."""
+  impl = rendered._impl  # pylint: disable=protected-access
+  f = rendered.sample_factors(500, np.random.RandomState(2))
+  fast = rendered.sample_observations_from_factors(f, None)
+  full = impl._background[(f[:, 0] * 10 + f[:, 1]) * 15 + f[:, 5]]  # pylint: disable=protected-access
+  layer = (f[:, 4] * 8 + f[:, 3]) * 15 + f[:, 5]
+  window = full[:, impl._rows]  # pylint: disable=protected-access
+  window *= impl._multiplier[layer]  # pylint: disable=protected-access
+  window += impl._object_rgb[layer * 10 + f[:, 2]]  # pylint: disable=protected-access
+  np.testing.assert_array_equal(fast, full)
+
+
 def test_rejects_out_of_range_factors(rendered):
   with pytest.raises(ValueError):
     rendered.sample_observations_from_factors(

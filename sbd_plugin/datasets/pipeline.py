@@ -1,96 +1,166 @@
-"""Batched, prefetched training input for dlib's trainer.
+"""Batched, parallel, prefetched training input for dlib's trainer.
 
 dlib's `util.tf_data_set_from_ground_truth_data` calls
-`sample_observations(1, ...)` once per image from Python, which caps input at
-a few thousand images/s. This drop-in samples `chunk_size` images per call
-(one vectorised numpy call for the plugin's datasets), lets tf.data split them
-into single images (dlib batches them again) and prefetches on a background
-thread, so the next batch is ready while the current step runs. When the
-trainer then asks for batches that divide a chunk (dlib's
-`.batch(batch_size, drop_remainder=True)`), the generator yields each chunk
-as whole batches instead of tf.data splitting it into single images and
-re-assembling them: the batches are the same, without two copies of every
-image and tf.data's per-image overhead.
+`sample_observations(1, ...)` once per image from a Python generator, which
+caps input at a few thousand images/s. This drop-in samples `chunk_size`
+images per call, runs several calls at once on tf.data's thread pool (numpy
+releases the GIL while it gathers and composites), returns them in arrays
+TensorFlow adopts without copying (see `aligned`) and prefetches, so the next
+batch is ready while the current step runs. When dlib's trainer batches the
+data set (`.batch(batch_size, drop_remainder=True)`) and the batch size is a
+multiple or a divisor of the chunk size, whole batches come straight out of the
+sampling calls, with none of tf.data's per-image split and re-assembly.
 
-Sampling distribution: the same (i.i.d. draws of `sample_observations`), with a
-fixed seed giving a fixed stream; the stream differs from dlib's one-at-a-time
-stream. `input_pipeline.batched = False` restores dlib's own pipeline for
-exact reproduction of stock runs.
+The stream: chunk k (k = 0, 1, ...) is `sample_observations(chunk_size,
+chunk_random_state(seed, k))`, and the images are the chunks in order. Each
+chunk has its own random state (child k of numpy's `SeedSequence(seed)`), so the
+chunks can be sampled in parallel and the stream is still a fixed function of
+the seed and the chunk size, whatever the number of threads or the batch size.
+Draws are i.i.d. from the same `sample_observations` as dlib's; the stream
+differs from dlib's one-image-at-a-time stream, and
+`input_pipeline.batched = False` restores dlib's own pipeline for exact
+reproduction of stock runs.
 """
 import gin
 import numpy as np
+import tensorflow as tf
 from tensorflow.python.data.ops import dataset_ops  # pylint: disable=g-direct-tensorflow-import
+
+from sbd_plugin.datasets import aligned
 
 
 @gin.configurable("input_pipeline", allowlist=["batched", "chunk_size",
+                                               "parallel_calls",
                                                "prefetch_batches"])
-def input_pipeline_options(batched=True, chunk_size=256, prefetch_batches=4):
+def input_pipeline_options(batched=True, chunk_size=64, parallel_calls=None,
+                           prefetch_batches=4):
   """Gin-configurable options of the training input pipeline.
 
   Args:
     batched: If False, use dlib's stock one-image-per-call pipeline.
-    chunk_size: Number of observations sampled per Python call.
-    prefetch_batches: Number of chunks prepared ahead of the trainer.
+    chunk_size: Number of observations per `sample_observations` call; part of
+      the definition of the stream (see the module docstring).
+    parallel_calls: Number of chunks sampled at once; None lets tf.data tune
+      it to the machine. Use 1 for a dataset that cannot be read from several
+      threads. Does not change the stream.
+    prefetch_batches: Number of batches (chunks, when the trainer asks for
+      single images) prepared ahead of the trainer.
 
   Returns:
-    Tuple (batched, chunk_size, prefetch_batches).
+    Tuple (batched, chunk_size, parallel_calls, prefetch_batches).
   """
-  if chunk_size < 1 or prefetch_batches < 0:
-    raise ValueError("input_pipeline.chunk_size must be >= 1 and "
-                     "prefetch_batches >= 0, got %r and %r." %
-                     (chunk_size, prefetch_batches))
-  return batched, chunk_size, prefetch_batches
+  if chunk_size < 1 or prefetch_batches < 0 or (
+      parallel_calls is not None and parallel_calls < 1):
+    raise ValueError(
+        "input_pipeline.chunk_size must be >= 1, parallel_calls None or >= 1 "
+        "and prefetch_batches >= 0, got %r, %r and %r." %
+        (chunk_size, parallel_calls, prefetch_batches))
+  return batched, chunk_size, parallel_calls, prefetch_batches
 
 
-def _chunk_generator(ground_truth_data, random_seed, chunk_size, rows):
-  """Returns a generator function of float32 pieces of `rows` observations.
+def chunk_random_state(seed, index):
+  """Returns the numpy RandomState that samples chunk `index` of the stream.
 
-  Each chunk is one `sample_observations(chunk_size, ...)` call; it is yielded
-  as chunk_size / rows consecutive pieces (numpy views, no copy).
+  Args:
+    seed: Non-negative integer seed of the stream.
+    index: Non-negative integer index of the chunk.
+
+  Returns:
+    np.random.RandomState drawing from PCG64 seeded with child `index` of
+    SeedSequence(seed) (numpy's recipe for independent parallel streams; it
+    is also ten times cheaper to create than a seeded MT19937).
   """
+  sequence = np.random.SeedSequence(int(seed), spawn_key=(int(index),))
+  return np.random.RandomState(np.random.PCG64(sequence))
 
-  def generator():
-    # A fresh RandomState per iteration makes the data set restartable, as in
-    # dlib's own generator.
-    random_state = np.random.RandomState(random_seed)
-    while True:
-      chunk = np.ascontiguousarray(
-          ground_truth_data.sample_observations(chunk_size, random_state),
-          dtype=np.float32)
-      for start in range(0, chunk_size, rows):
-        yield chunk[start:start + rows]
 
-  return generator
+def sample_chunks(ground_truth_data, seed, chunk_size, first, count):
+  """Returns chunks first, ..., first + count - 1 of the stream, concatenated.
+
+  Args:
+    ground_truth_data: dlib GroundTruthData to sample observations from.
+    seed: Seed of the stream.
+    chunk_size: Observations per chunk.
+    first: Index of the first chunk.
+    count: Number of consecutive chunks.
+
+  Returns:
+    Aligned C-contiguous float32 array [count * chunk_size] + observation
+    shape; the dataset's own array when it already is one.
+
+  Raises:
+    ValueError: If the dataset returns observations of another shape.
+  """
+  shape = (chunk_size,) + tuple(ground_truth_data.observation_shape)
+  out = None
+  for j in range(count):
+    observations = np.asarray(ground_truth_data.sample_observations(
+        chunk_size, chunk_random_state(seed, first + j)))
+    if observations.shape != shape:
+      raise ValueError(
+          "%s.sample_observations(%d, ...) returned shape %s, expected %s "
+          "(observation_shape %s)." %
+          (type(ground_truth_data).__name__, chunk_size, observations.shape,
+           shape, list(shape[1:])))
+    if (count == 1 and observations.dtype == np.float32 and
+        aligned.is_aligned(observations)):
+      return observations
+    if out is None:
+      out = aligned.empty((count * chunk_size,) + shape[1:])
+    # Same float32 rounding as dlib's from_generator (np.asarray(x, float32)).
+    out[j * chunk_size:(j + 1) * chunk_size] = observations
+  return out
+
+
+def _chunks(ground_truth_data, seed, chunk_size, chunks_per_element,
+            parallel_calls):
+  """tf.data.Dataset whose element i is chunks [i * n, (i + 1) * n), n given."""
+  rows = chunk_size * chunks_per_element
+  shape = [rows] + list(ground_truth_data.observation_shape)
+
+  def sample(index):
+    return sample_chunks(ground_truth_data, seed, chunk_size,
+                         int(index) * chunks_per_element, chunks_per_element)
+
+  def element(index):
+    # stateful=False: each element is a pure function of its index.
+    images = tf.numpy_function(sample, [index], tf.float32, stateful=False)
+    return tf.ensure_shape(images, shape)
+
+  return tf.data.Dataset.counter().map(
+      element, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE,
+      deterministic=True)
 
 
 class _ChunkedDataSet(dataset_ops.DatasetV1Adapter):
   """Single observations sampled in chunks; `batch` may yield whole batches.
 
   Behaves as a tf.compat.v1 Dataset of single observations (chunks split by
-  `unbatch`), except that `batch(b, drop_remainder=True)` with `b` dividing
-  the chunk size (dlib's trainer: `.batch(batch_size, drop_remainder=True)`)
-  returns a data set whose generator yields the batches directly as views of
-  each chunk. On this infinite stream that gives exactly the batches of
+  `unbatch`), except that `batch(b, drop_remainder=True)` with `b` a multiple
+  or a divisor of the chunk size (dlib's trainer: `.batch(batch_size,
+  drop_remainder=True)`) returns a data set of batches cut directly from the
+  sampled chunks. On this infinite stream that gives exactly the batches of
   `unbatch().batch(b, drop_remainder=True)` (same values, order, shape and
-  dtype) while skipping tf.data's per-image split and re-assembly, two copies
-  of every image.
+  dtype) without tf.data's per-image split and re-assembly.
   """
 
   def __init__(self, ground_truth_data, random_seed, chunk_size,
-               prefetch_batches):
+               parallel_calls, prefetch_batches):
+    if int(random_seed) < 0:
+      raise ValueError("random_seed must be >= 0, got %r." % (random_seed,))
     self._args = (ground_truth_data, random_seed, chunk_size)
+    self._parallel_calls = parallel_calls
     self._prefetch_batches = prefetch_batches
-    super(_ChunkedDataSet, self).__init__(
-        self._pieces(chunk_size, prefetch_batches).unbatch())
+    chunks = self._prefetch(self._chunks(1), prefetch_batches)
+    super(_ChunkedDataSet, self).__init__(chunks.unbatch())
 
-  def _pieces(self, rows, prefetch):
-    import tensorflow as tf2  # pylint: disable=g-import-not-at-top
-    ground_truth_data = self._args[0]
-    shape = (rows,) + tuple(ground_truth_data.observation_shape)
-    pieces = tf2.data.Dataset.from_generator(
-        _chunk_generator(*(self._args + (rows,))),
-        output_signature=tf2.TensorSpec(shape, tf2.float32))
-    return pieces.prefetch(prefetch) if prefetch else pieces
+  def _chunks(self, chunks_per_element):
+    return _chunks(*(self._args + (chunks_per_element,
+                                   self._parallel_calls)))
+
+  @staticmethod
+  def _prefetch(data_set, count):
+    return data_set.prefetch(count) if count else data_set
 
   def batch(self, batch_size, drop_remainder=False, num_parallel_calls=None,
             deterministic=None, name=None):
@@ -98,32 +168,38 @@ class _ChunkedDataSet(dataset_ops.DatasetV1Adapter):
     fast = (drop_remainder is True and num_parallel_calls is None and
             deterministic is None and name is None and
             isinstance(batch_size, int) and batch_size > 0 and
-            chunk_size % batch_size == 0)
+            (batch_size % chunk_size == 0 or chunk_size % batch_size == 0))
     if not fast:
       return super(_ChunkedDataSet, self).batch(
           batch_size, drop_remainder, num_parallel_calls, deterministic, name)
-    # Prefetch as many images as the chunked pipeline does.
-    per_chunk = chunk_size // batch_size
+    if batch_size % chunk_size == 0:
+      batches = self._chunks(batch_size // chunk_size)
+    else:
+      shape = [chunk_size // batch_size, batch_size] + list(
+          self._args[0].observation_shape)
+      batches = self._chunks(1).map(
+          lambda chunk: tf.reshape(chunk, shape)).unbatch()
     return dataset_ops.DatasetV1Adapter(
-        self._pieces(batch_size, self._prefetch_batches * per_chunk))
+        self._prefetch(batches, self._prefetch_batches))
 
 
-def batched_tf_data_set(ground_truth_data, random_seed, chunk_size=256,
-                        prefetch_batches=4):
+def batched_tf_data_set(ground_truth_data, random_seed, chunk_size=64,
+                        parallel_calls=None, prefetch_batches=4):
   """Returns an infinite tf.data.Dataset of single observations.
 
   Args:
     ground_truth_data: dlib GroundTruthData to sample observations from.
-    random_seed: Integer seed of the numpy RandomState driving the sampling.
-    chunk_size: Number of observations sampled per Python call.
-    prefetch_batches: Number of chunks prepared ahead.
+    random_seed: Non-negative integer seed of the stream.
+    chunk_size: Number of observations per `sample_observations` call.
+    parallel_calls: Number of chunks sampled at once (None: tuned by tf.data).
+    prefetch_batches: Number of batches (or chunks) prepared ahead.
 
   Returns:
     tf.compat.v1 tf.data.Dataset yielding float32 tensors of the observation
     shape (its `batch` has a fast path, see _ChunkedDataSet).
   """
   return _ChunkedDataSet(ground_truth_data, random_seed, chunk_size,
-                         prefetch_batches)
+                         parallel_calls, prefetch_batches)
 
 
 def make_tf_data_set_fn(stock_fn):
@@ -138,11 +214,12 @@ def make_tf_data_set_fn(stock_fn):
 
   def tf_data_set_from_ground_truth_data(ground_truth_data, random_seed):
     """Generate a tf.data.DataSet from ground_truth data (batched)."""
-    batched, chunk_size, prefetch_batches = input_pipeline_options()
+    batched, chunk_size, parallel_calls, prefetch_batches = (
+        input_pipeline_options())
     if not batched:
       return stock_fn(ground_truth_data, random_seed)
     return batched_tf_data_set(ground_truth_data, random_seed, chunk_size,
-                               prefetch_batches)
+                               parallel_calls, prefetch_batches)
 
   tf_data_set_from_ground_truth_data.stock_fn = stock_fn
   return tf_data_set_from_ground_truth_data

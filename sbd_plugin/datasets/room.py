@@ -33,6 +33,7 @@ from disentanglement_lib.data.ground_truth import ground_truth_data
 import gin
 import numpy as np
 
+from sbd_plugin.datasets import aligned
 from sbd_plugin.datasets import cache
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape",
@@ -215,9 +216,10 @@ class RealShapes3D(_Shapes3DFactors):
     else:
       unique, inverse = np.unique(index, return_inverse=True)
       raw = self._h5_images[unique][inverse]
-    # Same values as dlib's `astype(np.float32) / 255.`.
-    out = raw.astype(np.float32)
-    out /= np.float32(255.)
+    # Same values as dlib's `astype(np.float32) / 255.`, in an aligned array
+    # that TensorFlow takes without copying.
+    out = aligned.empty(raw.shape)
+    np.divide(raw, np.float32(255.), out=out, dtype=np.float32)
     return out
 
 
@@ -246,7 +248,7 @@ _DIFFUSE = 0.4
 _SPECULAR = 0.12
 _SHININESS = 4.
 _SUPERSAMPLING = 4
-_RENDER_VERSION = "room-v6"
+_RENDER_VERSION = "room-v7"
 
 
 def _hsv_colours():
@@ -476,7 +478,8 @@ def _build_layers():
     and object_rgb float32 [4800, h, 64, 3] indexed by (shape, scale,
     orientation) and (shape, scale, orientation, object_hue), cropped to the
     rows `window` int64 [2] = (row0, row1) that any object or shadow
-    touches.
+    touches; `layer_rows` int64 [480, 2], the rows of that window each
+    (shape, scale, orientation) layer touches for any object hue.
   """
   ss = _SUPERSAMPLING
   size = 64 * ss
@@ -517,6 +520,11 @@ def _build_layers():
   used = (multiplier < 1.).reshape(-1, 64, 64).any(axis=(0, 2))
   rows = np.nonzero(used)[0]
   r0, r1 = int(rows[0]), int(rows[-1]) + 1
+  # Outside its rows a layer leaves the background exactly as it is.
+  touched = ((multiplier != 1.) | (object_rgb != 0.).any(axis=(3, 6)))
+  touched = touched[..., r0:r1, :].any(axis=-1).reshape(480, r1 - r0)
+  layer_rows = [[np.argmax(t), len(t) - np.argmax(t[::-1])] if t.any()
+                else [0, 0] for t in touched]
   return {
       "background": background,
       # Stored per channel: numpy broadcasts over a trailing axis of 1 about
@@ -527,6 +535,7 @@ def _build_layers():
       "object_rgb": object_rgb[..., r0:r1, :, :].reshape(
           (4800, r1 - r0, 64, 3)),
       "window": np.array([r0, r1], dtype=np.int64),
+      "layer_rows": np.array(layer_rows, dtype=np.int64),
   }
 
 
@@ -544,16 +553,26 @@ class RenderedShapes3D(_Shapes3DFactors):
     self._object_rgb = np.asarray(arrays["object_rgb"])
     r0, r1 = (int(v) for v in arrays["window"])
     self._rows = slice(r0, r1)
+    self._layer_rows = np.asarray(arrays["layer_rows"]).tolist()
 
   def _images(self, factors):
     f = factors
-    # Fancy indexing, not np.take(out=...), which buffers (3x slower).
-    out = self._background[(f[:, 0] * 10 + f[:, 1]) * 15 + f[:, 5]]
-    layer = (f[:, 4] * 8 + f[:, 3]) * 15 + f[:, 5]
-    # Only the rows that any object or shadow touches are composited.
-    window = out[:, self._rows]
-    window *= self._multiplier[layer]
-    window += self._object_rgb[layer * 10 + f[:, 2]]
+    # Gathered into an aligned array, which TensorFlow takes without copying;
+    # mode="clip" keeps np.take from buffering (indices are already checked).
+    out = np.take(self._background, (f[:, 0] * 10 + f[:, 1]) * 15 + f[:, 5],
+                  axis=0, out=aligned.empty((len(f),) + IMAGE_SHAPE),
+                  mode="clip")
+    layers = (f[:, 4] * 8 + f[:, 3]) * 15 + f[:, 5]
+    objects = layers * 10 + f[:, 2]
+    # One image at a time, in place and only over the rows its object and
+    # shadow touch: batch-sized gathered temporaries cost more in page faults
+    # than the arithmetic.
+    for image, layer, obj in zip(out[:, self._rows], layers.tolist(),
+                                 objects.tolist()):
+      r0, r1 = self._layer_rows[layer]
+      rows = image[r0:r1]
+      rows *= self._multiplier[layer, r0:r1]
+      rows += self._object_rgb[obj, r0:r1]
     return out
 
 

@@ -22,6 +22,7 @@ from disentanglement_lib.data.ground_truth import ground_truth_data
 import gin.tf
 import numpy as np
 
+from sbd_plugin.datasets import aligned
 from sbd_plugin.datasets import cache
 
 SHAPE_NAMES = ("square", "ellipse", "heart")
@@ -487,7 +488,8 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
              self._row_origin[factors[:, 4]] * (IMAGE_SIZE // 8))
     dest = first[sample] + nonzero % window_bytes
     colour = factors[:, 5:] @ self._colour_strides
-    out = np.zeros((num, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+    # Aligned, so that TensorFlow takes the batch without copying it.
+    out = aligned.zeros((num, IMAGE_SIZE, IMAGE_SIZE, 3))
     # Two same-shape gathers and one product beat a broadcast (8, 3) product.
     out.reshape(-1, 24)[dest] = (self._bits24[flat[nonzero]] *
                                  self._colours24[colour[sample]])

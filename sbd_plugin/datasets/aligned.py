@@ -13,23 +13,24 @@ import numpy as np
 ALIGNMENT = 64
 
 
-def empty(shape, dtype=np.float32):
-  """Returns an uninitialised C-contiguous array aligned to ALIGNMENT bytes."""
+def _allocate(numpy_alloc, shape, dtype):
+  """Returns an array of `shape` cut from `numpy_alloc`'s bytes on a boundary."""
   dtype = np.dtype(dtype)
   size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-  raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
+  raw = numpy_alloc(size + ALIGNMENT, dtype=np.uint8)
   start = -raw.ctypes.data % ALIGNMENT
   return raw[start:start + size].view(dtype).reshape(shape)
+
+
+def empty(shape, dtype=np.float32):
+  """Returns an uninitialised C-contiguous array aligned to ALIGNMENT bytes."""
+  return _allocate(np.empty, shape, dtype)
 
 
 def zeros(shape, dtype=np.float32):
   """Returns a zero-filled C-contiguous array aligned to ALIGNMENT bytes."""
-  dtype = np.dtype(dtype)
-  size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
   # np.zeros gets fresh zero pages from the OS: no separate zeroing pass.
-  raw = np.zeros(size + ALIGNMENT, dtype=np.uint8)
-  start = -raw.ctypes.data % ALIGNMENT
-  return raw[start:start + size].view(dtype).reshape(shape)
+  return _allocate(np.zeros, shape, dtype)
 
 
 def is_aligned(array):

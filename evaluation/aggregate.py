@@ -48,10 +48,27 @@ def _unquote(value):
   return str(value).strip("'\"")
 
 
-def _regularisation(run):
-  """The run's beta (vae.beta) or gamma (factor_vae.gamma), if swept."""
+# The gin parameter that weighs each model's regulariser.
+REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
+
+
+def _regularisation(run, row):
+  """The run's beta or gamma: as swept, else as training recorded it.
+
+  Args:
+    run: evaluation.study.Run.
+    row: The run's row of dlib's aggregated results. It has every model's
+      columns, NaN where another model's parameter does not apply.
+
+  Returns:
+    Float, NaN if neither the sweep nor the training config sets one.
+  """
   for key, value in run.sweep:
-    if key in ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta"):
+    if key in REGULARISATION_KEYS:
+      return float(value)
+  for key in REGULARISATION_KEYS:
+    value = row.get("train_config." + key)
+    if value is not None and pd.notna(value):
       return float(value)
   return float("nan")
 
@@ -77,13 +94,10 @@ def tidy_results(study, output_dir, wide=None):
     if run is None or fn not in METRIC_KEYS:
       continue
     metric, key = METRIC_KEYS[fn]
-    beta = _regularisation(run)
-    if beta != beta:  # Not swept: read what training actually used.
-      beta = row.get("train_config.vae.beta",
-                     row.get("train_config.factor_vae.gamma", float("nan")))
+    beta = _regularisation(run, row)
     record = {"run_id": run.run_id, "dataset": run.dataset,
               "model": run.model, "decoder": run.decoder, "seed": run.seed,
-              "beta": float(beta), "metric": metric, "value": float(row[key]),
+              "beta": beta, "metric": metric, "value": float(row[key]),
               "model_dir": os.path.join(study_lib.run_dir(output_dir, run),
                                         "model")}
     for stat in TRAIN_STATS:

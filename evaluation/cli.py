@@ -24,9 +24,10 @@ def _parser():
   run.add_argument("study", help="study TOML file")
   run.add_argument("--output", required=True, help="study output folder")
   run.add_argument("--executor", choices=("local", "ray"), default="local")
-  run.add_argument("--jobs", type=int, default=1,
-                   help="runs executing at once (local processes or Ray "
-                   "tasks in flight)")
+  run.add_argument("--jobs", type=int, default=None,
+                   help="runs executing at once (default: 1 local process; "
+                   "with Ray every run is submitted and the cluster's "
+                   "resources decide)")
   run.add_argument("--ray-address", default=None,
                    help="join this Ray cluster (default: start one locally)")
   run.add_argument("--gpus-per-run", type=float, default=None,

@@ -59,7 +59,8 @@ def heldout_errors(study, frame, seen, heldout, num_samples=512):
   Returns:
     DataFrame with columns decoder, seed, split, error.
   """
-  runs = frame.drop_duplicates("run_id")
+  # Only models trained on the seen data have a held-out region to test.
+  runs = frame[frame["dataset"] == seen].drop_duplicates("run_id")
   data = {split: load_dataset(name, _bindings_for(study, seen))
           for split, name in (("seen", seen), ("held-out", heldout))}
   rows = []

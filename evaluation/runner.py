@@ -70,7 +70,7 @@ def _worker_env():
 
 
 def run_local(command, log_path):
-  """Runs one worker command on this machine; returns (exit code, log tail)."""
+  """Runs one worker command on this machine; returns its exit code."""
   with open(log_path, "w") as log:
     code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
                           env=_worker_env(), cwd=study_lib.REPO_ROOT,
@@ -102,6 +102,8 @@ def _ray_submitter(ray_address, gpus_per_run, cpus_per_run):
     ray.init(address=ray_address, log_to_driver=False,
              include_dashboard=False, runtime_env={
                  "env_vars": {"PYTHONPATH": study_lib.REPO_ROOT}})
+  if gpus_per_run is None:
+    gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
 
   @ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=0)
   def remote_run(command, log_path):
@@ -111,7 +113,7 @@ def _ray_submitter(ray_address, gpus_per_run, cpus_per_run):
                                                               log_path))
 
 
-def run_study(study, output_dir, executor="local", jobs=1, ray_address=None,
+def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
               gpus_per_run=None, progress=True):
   """Executes every unfinished run of `study`.
 
@@ -120,7 +122,8 @@ def run_study(study, output_dir, executor="local", jobs=1, ray_address=None,
     output_dir: Study output folder (created, or resumed if it holds the
       same study). Must be on a filesystem shared by all Ray nodes.
     executor: "local" (processes on this machine) or "ray".
-    jobs: Number of runs executing at once.
+    jobs: Number of runs executing at once; None: 1 for "local", all
+      pending runs for "ray" (Ray queues them by the cluster's resources).
     ray_address: Address of an existing Ray cluster (None: start locally).
     gpus_per_run: GPUs per Ray task; default 1 if the cluster has GPUs.
     progress: Show a progress bar.
@@ -132,10 +135,7 @@ def run_study(study, output_dir, executor="local", jobs=1, ray_address=None,
   if executor == "local":
     submit = run_local
   elif executor == "ray":
-    import ray  # pylint: disable=g-import-not-at-top
     submit = _ray_submitter(ray_address, gpus_per_run, 1)
-    if gpus_per_run is None and ray.cluster_resources().get("GPU", 0) > 0:
-      submit = _ray_submitter(ray_address, 1, 1)
   else:
     raise study_lib.StudyError("Unknown executor %r: use 'local' or 'ray'." %
                                executor)
@@ -155,6 +155,8 @@ def run_study(study, output_dir, executor="local", jobs=1, ray_address=None,
     log_path = os.path.join(study_lib.run_dir(output_dir, run), "worker.log")
     return submit(command, log_path)
 
+  if jobs is None:
+    jobs = len(pending) if executor == "ray" else 1
   with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
     futures = {pool.submit(execute, run): run for run in pending}
     for future in concurrent.futures.as_completed(futures):

@@ -6,6 +6,7 @@ dlib's train -> postprocess (mean) -> evaluate pipeline, executed by
 `evaluation.worker` in its own process and written in dlib's directory layout
 under `<output_dir>/runs/<run_id>/`.
 """
+import collections
 import dataclasses
 import itertools
 import json
@@ -78,9 +79,9 @@ def _resolve(path, base):
 
 
 def _format_value(value):
-  if isinstance(value, str) and not value.startswith("@"):
-    return "'%s'" % value
-  return repr(value) if not isinstance(value, str) else value
+  if isinstance(value, str):
+    return value if value.startswith("@") else "'%s'" % value
+  return repr(value)
 
 
 def _slug(value):
@@ -169,6 +170,13 @@ def parse_study(path):
             postprocess_config=postprocess_config,
             metric_configs=metric_configs,
             metric_bindings=tuple(metrics.get("bindings", []))))
+  repeated = sorted(run_id for run_id, count in collections.Counter(
+      run.run_id for run in runs).items() if count > 1)
+  if repeated:
+    raise StudyError(
+        "Study %s plans several runs with the same id (%s): make seeds and "
+        "sweep values distinct (ids keep only letters, digits and dots of "
+        "each value)." % (path, ", ".join(repeated)))
   return Study(name=spec.get("name", os.path.splitext(
       os.path.basename(path))[0]), description=spec.get("description", ""),
                runs=runs, figures=spec.get("figures", {}),

@@ -1,6 +1,7 @@
 """The study runner: a tiny real study, failure isolation, resume, Ray, errors."""
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -8,6 +9,7 @@ import textwrap
 import pandas as pd
 import pytest
 
+from evaluation import aggregate
 from evaluation import study as study_lib
 from tests.conftest import REPO
 from tests.conftest import run_tool
@@ -39,8 +41,7 @@ def _study_cli(args, check=False):
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory, session_cache):
-  del session_cache
+def finished_study(tmp_path_factory):
   root = tmp_path_factory.mktemp("study")
   spec = root / "tiny.toml"
   spec.write_text(STUDY)
@@ -130,9 +131,7 @@ def test_output_folder_of_another_study_is_refused(finished_study, tmp_path):
   assert "already holds results of a different study" in proc.stderr
 
 
-def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path,
-                                                     session_cache):
-  del session_cache
+def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
   spec = tmp_path / "ray.toml"
   spec.write_text(STUDY.replace('["colored_sprites", "no_such_dataset"]',
                                 '["colored_sprites"]').replace(
@@ -150,12 +149,13 @@ def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path,
     ('bogus = 1\n' + STUDY, "Unknown study keys ['bogus']"),
     (STUDY.replace('"deconv"]', '"nodecoder"]'),
      "gin_configs/nodecoder_vae.gin"),
+    (STUDY.replace("seeds = [0]", "seeds = [0, 0]"),
+     "several runs with the same id (colored_sprites-vae-broadcast-seed0,"),
 ])
 def test_malformed_study_files_say_what_to_fix(tmp_path, text, message):
   spec = tmp_path / "bad.toml"
   spec.write_text(text)
-  with pytest.raises(study_lib.StudyError, match=message.replace(
-      "[", r"\[").replace("]", r"\]")):
+  with pytest.raises(study_lib.StudyError, match=re.escape(message)):
     study_lib.parse_study(str(spec))
 
 
@@ -170,3 +170,28 @@ def test_plan_lists_the_cartesian_product_with_sweeps(tmp_path):
   assert "vae.beta = 1.0" in run.train_bindings
   assert "model.name = '%s'" % run.run_id in run.train_bindings
   assert run.model_configs[0].endswith("gin_configs/broadcast_vae.gin")
+
+
+def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
+  """dlib's aggregate has every model's columns, NaN where one does not apply."""
+  spec = tmp_path / "mixed.toml"
+  spec.write_text(STUDY.replace('["vae"]', '["vae", "factorvae"]').replace(
+      '"colored_sprites", "no_such_dataset"', '"colored_sprites"').replace(
+          '"broadcast", "deconv"', '"deconv"'))
+  study = study_lib.parse_study(str(spec))
+  rows = []
+  for run, beta, gamma in zip(study.runs, (4.0, float("nan")),
+                              (float("nan"), 30.0)):
+    os.makedirs(study_lib.run_dir(str(tmp_path), run))
+    open(os.path.join(study_lib.run_dir(str(tmp_path), run),
+                      study_lib.DONE_FILE), "w").close()
+    rows.append({"train_config.model.name": "'%s'" % run.run_id,
+                 "evaluation_config.evaluation.evaluation_fn": "@mig",
+                 "evaluation_results.discrete_mig": 0.1,
+                 "train_config.vae.beta": beta,
+                 "train_config.factor_vae.gamma": gamma,
+                 "train_results.reconstruction_loss": 1.0,
+                 "train_results.kl_loss": 2.0, "train_results.elbo": 3.0})
+  frame = aggregate.tidy_results(study, str(tmp_path), pd.DataFrame(rows))
+  assert dict(zip(frame["model"], frame["beta"])) == {"vae": 4.0,
+                                                       "factorvae": 30.0}

@@ -204,11 +204,6 @@ def markdown_table(header, rows):
   return lines
 
 
-def best_rate(measure, repeats):
-  """Returns the best of `repeats` calls of `measure` (a rate; higher=better)."""
-  return max(measure() for _ in range(max(1, repeats)))
-
-
 # --- Machine ------------------------------------------------------------------
 
 

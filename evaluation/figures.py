@@ -24,6 +24,8 @@ from matplotlib import lines as mpl_lines
 import numpy as np
 import pandas as pd
 
+from evaluation.tables import decoder_order
+
 DPI = 110
 BASELINE = "deconv"
 # Fixed colours for the two decoders of the study, so that every figure of a
@@ -36,15 +38,6 @@ METRIC_NAMES = {"mig": "MIG", "factor_vae": "FactorVAE score",
 
 
 # --- Shared helpers ---------------------------------------------------------
-
-
-def decoder_order(decoders, baseline=BASELINE):
-  """Unique decoder labels, sorted, with the baseline first."""
-  unique = sorted(set(decoders))
-  if baseline in unique:
-    unique.remove(baseline)
-    unique.insert(0, baseline)
-  return unique
 
 
 def decoder_colours(decoders):
@@ -107,8 +100,7 @@ def metric_distributions_figure(df, baseline=BASELINE):
   fig = mpl_figure.Figure(
       figsize=(1.4 + (0.9 + 0.6 * len(decoders)) * len(metrics),
                0.6 + 2.6 * len(combos)), layout="constrained")
-  axes = np.atleast_2d(fig.subplots(len(combos), len(metrics), squeeze=False,
-                                    sharey="col"))
+  axes = fig.subplots(len(combos), len(metrics), squeeze=False, sharey="col")
   for r, ((dataset, model, beta), cell) in enumerate(combos):
     row_label = "%s / %s" % (dataset, model)
     if several_betas:

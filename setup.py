@@ -76,7 +76,8 @@ setuptools.setup(
     py_modules=["_sbd_plugin_hook"],
     install_requires=NUMERIC_PINS + RUNTIME,
     extras_require={
-        "gpu": ["tensorflow[and-cuda]==2.15.1"],
+        "gpu": ["tensorflow[and-cuda]==%s" %
+                _PINS["NUMERIC_PINS"]["tensorflow"]],
         "ray": ["ray[default]>=2.9,<3"],
         "test": ["pytest>=7"],
     },

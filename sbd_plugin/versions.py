@@ -60,6 +60,7 @@ def check_stack():
           "sbd_plugin needs %s %s*, found %s. Run scripts/bootstrap.sh (or "
           "`pip install -r requirements/lock.txt`) in this environment." %
           (name, series, found))
+  found = {name: _version(name) for name in NUMERIC_PINS}
   return ["%s is %s, pinned %s: metric values may differ from recorded "
-          "results." % (name, _version(name), pin)
-          for name, pin in NUMERIC_PINS.items() if _version(name) != pin]
+          "results." % (name, found[name], pin)
+          for name, pin in NUMERIC_PINS.items() if found[name] != pin]

@@ -13,6 +13,7 @@ in all). Every sprite fits in those rows, so nothing is lost.
 
 Factor order: shape, scale, orientation, posX, posY, hue, saturation, value.
 """
+import colorsys
 import logging
 import math
 import os
@@ -73,7 +74,10 @@ def sprite_centre(pos):
 
 
 def row_origin(pos_y):
-  """First image row of a mask's cached window, for position values pos_y."""
+  """First image row of a mask's cached window, for position values pos_y.
+
+  The same formula gives a window's first column for position values pos_x.
+  """
   return (np.floor(sprite_centre(pos_y)).astype(np.int64) - 16)
 
 
@@ -138,10 +142,10 @@ def render_windows(shape, scale, orientation, pos_x, pos_y, size=1.):
   num = len(shape)
   # Work in a 32 x 32 window around each centre (sprites reach < 15 px from
   # it), a quarter of the image, then paste the windows into the images.
-  centre_x = sprite_centre(np.broadcast_to(pos_x, (num,)))
-  centre_y = sprite_centre(np.broadcast_to(pos_y, (num,)))
-  first_col = np.floor(centre_x).astype(np.int64) - 16
-  first_row = np.floor(centre_y).astype(np.int64) - 16
+  pos_x = np.broadcast_to(pos_x, (num,))
+  pos_y = np.broadcast_to(pos_y, (num,))
+  centre_x, centre_y = sprite_centre(pos_x), sprite_centre(pos_y)
+  first_col, first_row = row_origin(pos_x), row_origin(pos_y)
   offsets = np.arange(WINDOW_ROWS)
   dx = (first_col[:, None] + offsets + 0.5 - centre_x[:, None])[:, None, :]
   dy = (first_row[:, None] + offsets + 0.5 - centre_y[:, None])[:, :, None]
@@ -227,10 +231,9 @@ def build_generated_masks(size=1.):
   rows = np.zeros((chunk, WINDOW_ROWS, IMAGE_SIZE), dtype=bool)
   for start in range(0, NUM_MASKS, chunk):
     f = index_to_factors(np.arange(start, start + chunk))
-    windows, first_row, first_col = render_windows(
+    windows, _, first_col = render_windows(
         f[:, 0], SCALE_VALUES[f[:, 1]], ORIENTATION_VALUES[f[:, 2]],
         POSITION_VALUES[f[:, 3]], POSITION_VALUES[f[:, 4]], size)
-    assert np.array_equal(first_row, row_origin(POSITION_VALUES[f[:, 4]]))
     # The window rows are the cached rows; paste columns per column offset.
     rows[:] = False
     for col in np.unique(first_col):
@@ -362,18 +365,6 @@ def bin_centres(value_range, num_bins):
   return low + (np.arange(num_bins) + 0.5) * (high - low) / num_bins
 
 
-def hsv_to_rgb(hsv):
-  """Vectorised colorsys.hsv_to_rgb for an array [..., 3] in [0, 1]."""
-  h, s, v = np.moveaxis(np.asarray(hsv, dtype=np.float64), -1, 0)
-  i = np.floor(h * 6.)
-  f = h * 6. - i
-  p, q, t = v * (1. - s), v * (1. - s * f), v * (1. - s * (1. - f))
-  i = i.astype(np.int64) % 6
-  choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-  rgb = [np.choose(i, [c[k] for c in choices]) for k in range(3)]
-  return np.stack(rgb, axis=-1)
-
-
 # ----------------------------------------------------------------------------
 # Datasets.
 
@@ -410,12 +401,15 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
     grid = np.stack(np.meshgrid(*self.colour_values, indexing="ij"), axis=-1)
     grid[..., 0] %= 1.
     # Colour table indexed by the flat (hue, saturation, value) bin.
-    self.colours = hsv_to_rgb(grid).reshape(-1, 3).astype(np.float32)
+    self.colours = np.array([colorsys.hsv_to_rgb(*hsv)
+                             for hsv in grid.reshape(-1, 3)], np.float32)
     self._colour_strides = np.array(
         [num_saturation_bins * num_value_bins, num_value_bins, 1], np.int64)
     self._sizes = list(DSPRITES_FACTOR_SIZES) + [
         num_hue_bins, num_saturation_bins, num_value_bins]
-    self.masks = self._load_masks()
+    # A plain ndarray view: indexing an np.memmap goes through its Python
+    # subclass hooks on every call.
+    self.masks = np.asarray(self._load_masks())
     # bits[b] = the 8 pixels of packed byte b (most significant bit first).
     bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)
     self._bits24 = np.repeat(bits, 3, axis=1).astype(np.float32)  # [256, 24]
@@ -544,6 +538,11 @@ class HoldoutRegion(object):
     if not (len(self.posx_indices) and len(self.posy_indices) and
             len(self.shapes)):
       raise ValueError("Empty holdout region %r." % (self,))
+    # Membership tables per factor index: cheaper than np.isin on the
+    # training set's sampling path.
+    self._in_shape = np.isin(np.arange(len(SHAPE_NAMES)), self.shapes)
+    self._in_posx = np.isin(np.arange(len(POSITION_VALUES)), self.posx_indices)
+    self._in_posy = np.isin(np.arange(len(POSITION_VALUES)), self.posy_indices)
 
   def __repr__(self):
     return "HoldoutRegion(posx_range=%r, posy_range=%r, shapes=%r)" % (
@@ -552,9 +551,8 @@ class HoldoutRegion(object):
   def contains(self, factors):
     """Bool [N]: whether factor indices [N, >=5] lie inside the region."""
     factors = np.asarray(factors)
-    return (np.isin(factors[:, 0], self.shapes) &
-            np.isin(factors[:, 3], self.posx_indices) &
-            np.isin(factors[:, 4], self.posy_indices))
+    return (self._in_shape[factors[:, 0]] & self._in_posx[factors[:, 3]] &
+            self._in_posy[factors[:, 4]])
 
   def covers_everything(self):
     return (len(self.shapes) == 3 and len(self.posx_indices) == 32 and

@@ -12,13 +12,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory):
-  """A dataset cache shared by the whole test session (built once)."""
+  """One dataset cache for the whole session (each dataset built once).
+
+  Also points dlib's data folder at an empty one, so that every test (and
+  every tool it runs) uses the generated datasets, not a real file that
+  happens to be on the machine. Both variables are restored at the end.
+  """
   path = os.environ.get("SBD_TEST_CACHE") or str(
       tmp_path_factory.mktemp("sbd_cache"))
-  os.environ["SBD_PLUGIN_CACHE"] = path
-  return path
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("SBD_PLUGIN_CACHE", path)
+    patch.setenv("DISENTANGLEMENT_LIB_DATA",
+                 str(tmp_path_factory.mktemp("dlib_data")))
+    yield path
 
 
 def run_tool(args, cwd=None, env=None, timeout=900, check=True):

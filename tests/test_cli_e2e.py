@@ -29,9 +29,8 @@ def _bindings(bindings):
 
 @pytest.fixture(scope="module", params=["broadcast_factorvae",
                                         "deconv_factorvae"])
-def evaluated_model(request, tmp_path_factory, session_cache):
+def evaluated_model(request, tmp_path_factory):
   """Trains, postprocesses and evaluates one config with dlib's commands."""
-  del session_cache  # sets SBD_PLUGIN_CACHE for the subprocesses
   root = tmp_path_factory.mktemp("e2e")
   model_dir = str(root / request.param)
   run_tool(["dlib_train", "--model_dir=" + model_dir, "--gin_config",
@@ -115,9 +114,7 @@ def test_visualize_model_writes_animations(evaluated_model):
 
 @pytest.mark.parametrize("name,num_factors", [("colored_sprites", 8),
                                               ("object_in_room", 6)])
-def test_visualize_dataset_renders_every_factor(name, num_factors, tmp_path,
-                                                session_cache):
-  del session_cache
+def test_visualize_dataset_renders_every_factor(name, num_factors, tmp_path):
   run_tool(["dlib_visualize_dataset", "--name=" + name,
             "--path=" + str(tmp_path)])
   folder = tmp_path / name

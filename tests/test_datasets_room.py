@@ -1,7 +1,7 @@
 """Tests for sbd_plugin.datasets.room (3D Object-in-Room / 3dshapes).
 
-The renderer's layers are built once per session into a temporary
-SBD_PLUGIN_CACHE. The real-file reader is tested on h5 files with DeepMind's
+The renderer's layers are built once per session into the session's
+SBD_PLUGIN_CACHE (tests/conftest.py). The real-file reader is tested on h5 files with DeepMind's
 exact layout (480,000 rows): a chunked gzip file of zeros with a few known
 images (about 1.5 MB on disk, read through h5py) and, where the file system
 keeps files sparse, a contiguous one (read through the memmap path).
@@ -22,20 +22,7 @@ from sbd_plugin.datasets import room
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-  old = os.environ.get("SBD_PLUGIN_CACHE")
-  folder = str(tmp_path_factory.mktemp("sbd_cache"))
-  os.environ["SBD_PLUGIN_CACHE"] = folder
-  yield folder
-  if old is None:
-    del os.environ["SBD_PLUGIN_CACHE"]
-  else:
-    os.environ["SBD_PLUGIN_CACHE"] = old
-
-
-@pytest.fixture(scope="session")
-def rendered(cache_dir):
-  del cache_dir
+def rendered():
   return room.ObjectInRoom(data_path="/nonexistent/3dshapes.h5")
 
 
@@ -245,9 +232,9 @@ def test_shadow_darkens_floor_below_right_of_object(rendered):
 # --- Cache --------------------------------------------------------------------
 
 
-def test_corrupt_cache_is_rebuilt_not_read(rendered, cache_dir, caplog):
+def test_corrupt_cache_is_rebuilt_not_read(rendered, session_cache, caplog):
   before = rendered.sample_observations(32, np.random.RandomState(9))
-  path = os.path.join(cache_dir, "object_in_room", "object_rgb.npy")
+  path = os.path.join(session_cache, "object_in_room", "object_rgb.npy")
   data = bytearray(open(path, "rb").read())
   data[len(data) // 2:len(data) // 2 + 4096] = b"\xff" * 4096
   # Replace the file (new inode) so the session fixture's memory map keeps
@@ -266,9 +253,7 @@ def test_corrupt_cache_is_rebuilt_not_read(rendered, cache_dir, caplog):
 # --- Real file -----------------------------------------------------------------
 
 
-def test_missing_real_file_falls_back_and_warns_once(cache_dir, monkeypatch,
-                                                     caplog):
-  del cache_dir
+def test_missing_real_file_falls_back_and_warns_once(monkeypatch, caplog):
   monkeypatch.setattr(room, "_missing_file_warned", False)
   with caplog.at_level(logging.WARNING):
     first = room.ObjectInRoom(data_path="/nonexistent/3dshapes.h5")
@@ -302,8 +287,7 @@ def test_object_in_room_prefers_real_file(chunked_h5, known_images):
                                 known_images[7] / np.float32(255.))
 
 
-def test_gin_can_force_the_renderer(chunked_h5, cache_dir):
-  del cache_dir
+def test_gin_can_force_the_renderer(chunked_h5):
   with gin.unlock_config():
     gin.bind_parameter("object_in_room.data_path", chunked_h5)
     gin.bind_parameter("object_in_room.use_real_data", False)

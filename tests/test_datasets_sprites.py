@@ -1,7 +1,7 @@
 """Tests for sbd_plugin.datasets.sprites (colored sprites and variants).
 
-The generated mask caches are built once per session into a temporary
-SBD_PLUGIN_CACHE (about 30 s each for colored_sprites and
+The generated mask caches are built once per session into the session's
+SBD_PLUGIN_CACHE (tests/conftest.py) (about 30 s each for colored_sprites and
 small_colored_sprites on 2 cores). The real-file reader is tested on small
 fake files in the real layout (a 3 GB fake is out of reach): the streaming
 reader and converter take the expected image count, so the same code that
@@ -19,21 +19,6 @@ from sbd_plugin.datasets import sprites
 
 GIF = os.path.join(os.path.dirname(__file__), "data", "reference",
                    "dsprites.gif")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _session_env(tmp_path_factory):
-  """Session-wide temp cache and an empty dSprites data folder."""
-  saved = {k: os.environ.get(k) for k in ("SBD_PLUGIN_CACHE",
-                                          "DISENTANGLEMENT_LIB_DATA")}
-  os.environ["SBD_PLUGIN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-  os.environ["DISENTANGLEMENT_LIB_DATA"] = str(tmp_path_factory.mktemp("data"))
-  yield
-  for k, v in saved.items():
-    if v is None:
-      os.environ.pop(k, None)
-    else:
-      os.environ[k] = v
 
 
 @pytest.fixture(autouse=True)

@@ -70,7 +70,7 @@ def test_single_observations_follow_the_same_stream():
   np.testing.assert_array_equal(images, _stream(data, 3, 2)[:70])
 
 
-def test_plugin_dataset_stream_is_rendered_images(session_cache):
+def test_plugin_dataset_stream_is_rendered_images():
   from sbd_plugin.datasets import sprites  # pylint: disable=g-import-not-at-top
   data = sprites.ColoredSprites()
   batches = _trainer_batches(data, 11, 32, 4)
@@ -109,7 +109,7 @@ def test_wrong_observation_shape_is_a_clear_error():
     _trainer_batches(_WrongShapeData(), 0, 64, 1)
 
 
-def test_chunks_are_handed_to_tensorflow_in_aligned_arrays(session_cache):
+def test_chunks_are_handed_to_tensorflow_in_aligned_arrays():
   """Aligned float32 arrays are adopted by TensorFlow without a copy."""
   from sbd_plugin.datasets import room  # pylint: disable=g-import-not-at-top
   from sbd_plugin.datasets import sprites  # pylint: disable=g-import-not-at-top

@@ -29,7 +29,7 @@ def _clean_gin():
 
 
 @pytest.fixture(scope="session")
-def data(_session_env):
+def data():
   return sprites.ColoredSprites()
 
 

@@ -18,10 +18,12 @@ from typing import Dict, List, Tuple
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DONE_FILE = "DONE.json"
 ERROR_FILE = "error.log"
+# Defaults of the study file's `metrics.names` and `baseline`.
 METRICS = ("mig", "factor_vae", "dci")
+BASELINE = "deconv"
 _KNOWN_KEYS = {"name", "description", "datasets", "models", "decoders",
-               "seeds", "sweep", "train", "postprocess", "metrics",
-               "dataset_bindings", "decoder_bindings", "figures"}
+               "baseline", "seeds", "sweep", "train", "postprocess",
+               "metrics", "dataset_bindings", "decoder_bindings", "figures"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Study:
   runs: List[Run]
   figures: Dict[str, object]
   source: str
+  baseline: str = BASELINE  # the decoder every other one is compared with
+  metrics: Tuple[str, ...] = METRICS  # study metric names, in table order
 
 
 class StudyError(ValueError):
@@ -180,7 +184,9 @@ def parse_study(path):
   return Study(name=spec.get("name", os.path.splitext(
       os.path.basename(path))[0]), description=spec.get("description", ""),
                runs=runs, figures=spec.get("figures", {}),
-               source=os.path.abspath(path))
+               source=os.path.abspath(path),
+               baseline=spec.get("baseline", BASELINE),
+               metrics=tuple(metric_names))
 
 
 def run_dir(output_dir, run):

@@ -1,0 +1,163 @@
+"""Where things are: a study folder's layout and the keys of dlib's result files.
+
+The one module that spells a path inside a study output folder or a key of
+dlib's result JSONs; every other module asks it. A study folder is:
+
+  <output>/study.toml                     copy of the study file (resume check)
+  <output>/runs/<run_id>/run.json         the run's spec (evaluation.study.Run)
+  <output>/runs/<run_id>/model/           dlib_train output (tfhub/, results/)
+  <output>/runs/<run_id>/postprocessed/mean/           dlib_postprocess output
+  <output>/runs/<run_id>/metrics/mean/<metric>/        dlib_evaluate output
+  <output>/runs/<run_id>/DONE.json        written last: the run is finished
+  <output>/runs/<run_id>/error.log        the last failure's traceback
+  <output>/runs/<run_id>/worker.log       the worker's output
+  <output>/results/                       aggregated tables
+  <output>/figures/                       the report's figures
+  <output>/report.md
+
+Within each dlib step folder, dlib writes `results/aggregate/<kind>.json`
+(kind: train, postprocess or evaluation) and `results/gin/<kind>.gin`.
+"""
+import os
+
+STUDY_COPY = "study.toml"
+RUN_SPEC = "run.json"
+DONE_FILE = "DONE.json"
+ERROR_FILE = "error.log"
+WORKER_LOG = "worker.log"
+REPORT = "report.md"
+REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
+
+# --- dlib's result keys -------------------------------------------------------
+
+# Keys of dlib's aggregated results (`aggregate_results`), as flattened there.
+MODEL_NAME_KEY = "train_config.model.name"
+EVALUATION_FN_KEY = "evaluation_config.evaluation.evaluation_fn"
+TRAIN_STATS = ("reconstruction_loss", "kl_loss", "elbo")
+# The gin parameter that weighs each model's regulariser.
+REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
+# dlib's evaluation function -> (metric label, result key it reports).
+METRIC_KEYS = {
+    "@mig": ("mig", "evaluation_results.discrete_mig"),
+    "@factor_vae_score": ("factor_vae", "evaluation_results.eval_accuracy"),
+    "@dci": ("dci", "evaluation_results.disentanglement"),
+}
+
+
+def train_stat_key(stat):
+  """The aggregated-results column of a training statistic (TRAIN_STATS)."""
+  return "train_results.%s" % stat
+
+
+def train_config_key(binding):
+  """The aggregated-results column of a training gin binding (`vae.beta`)."""
+  return "train_config.%s" % binding
+
+
+# --- A study folder -------------------------------------------------------------
+
+
+def study_copy(output_dir):
+  return os.path.join(output_dir, STUDY_COPY)
+
+
+def runs_dir(output_dir):
+  return os.path.join(output_dir, "runs")
+
+
+def run_dir(output_dir, run_id):
+  """The folder of one run (run_id: a validated id, never a path)."""
+  return os.path.join(runs_dir(output_dir), run_id)
+
+
+def results_dir(output_dir):
+  return os.path.join(output_dir, "results")
+
+
+def results_csv(output_dir):
+  return os.path.join(results_dir(output_dir), "results.csv")
+
+
+def versions_json(output_dir):
+  return os.path.join(results_dir(output_dir), "versions.json")
+
+
+def dlib_results_json(output_dir):
+  return os.path.join(results_dir(output_dir), "dlib_results.json")
+
+
+def comparison_prefix(output_dir):
+  """Path without extension of the comparison tables (.md, .csv, .tex)."""
+  return os.path.join(results_dir(output_dir), "comparison")
+
+
+def heldout_errors_csv(output_dir):
+  return os.path.join(results_dir(output_dir), "heldout_errors.csv")
+
+
+def figures_dir(output_dir):
+  return os.path.join(output_dir, "figures")
+
+
+def report_path(output_dir):
+  return os.path.join(output_dir, REPORT)
+
+
+def evaluation_json_pattern(output_dir):
+  """Glob of every metric result of the study (dlib_aggregate_results's input)."""
+  return os.path.join(runs_dir(output_dir), "*", "metrics", "*", "*",
+                      "results", "aggregate", "evaluation.json")
+
+
+def done_pattern(output_dir):
+  """Glob of every finished run's DONE.json."""
+  return os.path.join(runs_dir(output_dir), "*", DONE_FILE)
+
+
+# --- One run folder -------------------------------------------------------------
+
+
+def run_spec(directory):
+  return os.path.join(directory, RUN_SPEC)
+
+
+def done_path(directory):
+  return os.path.join(directory, DONE_FILE)
+
+
+def error_path(directory):
+  return os.path.join(directory, ERROR_FILE)
+
+
+def worker_log(directory):
+  return os.path.join(directory, WORKER_LOG)
+
+
+def model_dir(directory):
+  return os.path.join(directory, "model")
+
+
+def postprocessed_dir(directory, representation=REPRESENTATION):
+  return os.path.join(directory, "postprocessed", representation)
+
+
+def metric_dir(directory, metric, representation=REPRESENTATION):
+  return os.path.join(directory, "metrics", representation, metric)
+
+
+# --- Inside a dlib step folder (model/, postprocessed/mean/, metrics/...) --------
+
+
+def step_result(step_dir, kind):
+  """dlib's result JSON of a step; kind: train, postprocess or evaluation."""
+  return os.path.join(step_dir, "results", "aggregate", kind + ".json")
+
+
+def step_gin(step_dir, kind):
+  """dlib's operative gin config of a step (e.g. `train.gin` of a model)."""
+  return os.path.join(step_dir, "results", "gin", kind + ".gin")
+
+
+def tfhub_dir(model_dir_path):
+  """The TF-Hub module dlib_train exports into a model folder."""
+  return os.path.join(model_dir_path, "tfhub")

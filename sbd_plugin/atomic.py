@@ -1,0 +1,63 @@
+"""Atomic writes and trusting reads of the files that mark progress.
+
+A marker (DONE.json, a dlib result JSON, an aggregated table, a cache
+manifest) is written to a temporary file in the same folder, flushed to disk
+and renamed over its final name, so a reader sees the old file or the whole
+new one, never half of it. A reader counts a marker only if it parses.
+"""
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary path beside `path`; renames it over `path` on success.
+
+  Args:
+    path: Final file path. Its folder must exist.
+
+  Yields:
+    A path in the same folder to write the whole file to. If the block
+    raises, the temporary file is removed and `path` is left untouched.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                             suffix=".tmp", dir=directory)
+  os.close(fd)
+  try:
+    yield tmp
+    with open(tmp, "rb") as f:
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path, text):
+  """Writes `text` to `path` atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      f.write(text)
+
+
+def write_json(path, obj, **kwargs):
+  """Writes `obj` as JSON to `path` atomically (kwargs go to json.dump)."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, **kwargs)
+
+
+def read_json(path):
+  """Returns the parsed JSON file, or None if it is missing or does not parse.
+
+  A marker that does not parse was cut short (a killed writer, a full disk):
+  callers treat it as absent and redo the step that writes it.
+  """
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None

@@ -84,7 +84,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "sbd_study=evaluation.cli:main",
-            "sbd_benchmark=evaluation.benchmark:main",
+            "sbd_benchmark=evaluation.benchmark.cli:main",
         ],
     },
     cmdclass={"build_py": BuildPyWithHook,

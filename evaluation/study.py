@@ -1,13 +1,21 @@
-"""Study specification and run planning.
+"""Study specification: parsing, validation and run planning.
 
 A study is a small TOML file (see gin_configs/studies/): decoders x models x
 datasets x seeds x a hyper-parameter sweep. Each combination is one run of
 dlib's train -> postprocess (mean) -> evaluate pipeline, executed by
 `evaluation.worker` in its own process and written in dlib's directory layout
-under `<output_dir>/runs/<run_id>/`.
+under `<output_dir>/runs/<run_id>/` (see `evaluation.layout`).
+
+Every key of the file is checked against `SCHEMA`: a misspelt key, a value of
+the wrong type, a name that is not a plain identifier or an empty list is an
+error that names the field and says what to write instead. Names and sweep
+values reach gin only as literals (`gin_literal`), so no value can add a
+binding; run ids are built from validated parts and can never hold a path
+separator or `..`.
 """
 import collections
 import dataclasses
+import difflib
 import itertools
 import json
 import os
@@ -15,15 +23,62 @@ import re
 import tomllib
 from typing import Dict, List, Tuple
 
+from evaluation import layout
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DONE_FILE = "DONE.json"
-ERROR_FILE = "error.log"
+# Kept here for the modules that already ask study for them.
+DONE_FILE = layout.DONE_FILE
+ERROR_FILE = layout.ERROR_FILE
 # Defaults of the study file's `metrics.names` and `baseline`.
 METRICS = ("mig", "factor_vae", "dci")
 BASELINE = "deconv"
-_KNOWN_KEYS = {"name", "description", "datasets", "models", "decoders",
-               "baseline", "seeds", "sweep", "train", "postprocess",
-               "metrics", "dataset_bindings", "decoder_bindings", "figures"}
+# Study keys that become bindings of the runner's checkpointing (the defaults
+# live in gin: sbd_plugin.dlib_bridge.resumable_train.checkpoint_options).
+_CHECKPOINT_BINDINGS = {"checkpoint_every_steps": "checkpoints.every_steps",
+                        "checkpoint_every_seconds": "checkpoints.every_seconds"}
+
+# A dataset, model or decoder name: a plain identifier.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# A gin parameter: [scope/...]configurable.parameter.
+_GIN_PARAMETER = re.compile(
+    r"^([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*$")
+# A gin reference, for sweep values such as "@spatial_broadcast_decoder".
+_GIN_REFERENCE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_./]*(\(\))?$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_MAX_SEED = 2**31 - 1
+
+# The study file's keys: key -> (type check name, description). Tables map to
+# a nested dict; "{}" marks a table whose keys are names given elsewhere.
+SCHEMA = {
+    "name": ("str", "the study's name"),
+    "description": ("str", "free text for the report"),
+    "datasets": ("names", "dataset names (dlib's `dataset.name`)"),
+    "models": ("names", "model configs: gin_configs/<decoder>_<model>.gin"),
+    "decoders": ("names", "decoders: gin_configs/<decoder>_<model>.gin"),
+    "baseline": ("name", "the decoder every other decoder is compared with"),
+    "seeds": ("seeds", "model.random_seed values"),
+    "sweep": ("sweep", "gin parameter -> list of values"),
+    "train": {
+        "configs": ("strs", "extra gin config files for training"),
+        "bindings": ("bindings", "extra gin bindings for training"),
+        "checkpoint_every_steps": ("positive_int", "steps between checkpoints"),
+        "checkpoint_every_seconds": ("positive_int",
+                                     "seconds between checkpoints"),
+    },
+    "postprocess": {"config": ("str", "dlib postprocessing gin config")},
+    "metrics": {
+        "names": ("names", "metrics to compute, in table order"),
+        "configs": ("{}", "metric name -> gin config file"),
+        "bindings": ("bindings", "gin bindings for every metric"),
+    },
+    "dataset_bindings": ("{}", "dataset name -> gin bindings for every step"),
+    "decoder_bindings": ("{}", "decoder name -> extra training bindings"),
+    "figures": {
+        "traversals": ("bool", "draw latent traversals"),
+        "latent_geometry": ("pair", "two factors (names or indices)"),
+        "heldout": ("pair", "[training dataset, held-out dataset]"),
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +108,9 @@ class Run:
     for key in ("model_configs", "train_bindings", "dataset_bindings",
                 "metric_bindings"):
       d[key] = tuple(d[key])
-    return cls(**d)
+    run = cls(**d)
+    check_run_id(run.run_id)
+    return run
 
 
 @dataclasses.dataclass
@@ -69,27 +126,43 @@ class Study:
 
 
 class StudyError(ValueError):
-  """A study file that cannot be run, with what to change."""
+  """A study file (or output folder) that cannot be used, with what to change."""
 
 
-def _resolve(path, base):
-  """Resolves a config path relative to the study file, then the repo."""
-  for root in (base, REPO_ROOT):
-    candidate = os.path.join(root, path)
-    if os.path.exists(candidate):
-      return os.path.abspath(candidate)
-  raise StudyError("Config file %r not found (looked next to the study file "
-                   "and in %s)." % (path, REPO_ROOT))
+# --- Values ---------------------------------------------------------------------
 
 
-def _format_value(value):
-  if isinstance(value, str):
-    return value if value.startswith("@") else "'%s'" % value
-  return repr(value)
+def gin_literal(value):
+  """Returns `value` as gin text that can only ever be one value.
+
+  Strings become quoted Python literals (a quote or newline inside stays
+  inside the string), except validated references such as "@my_decoder".
+
+  Args:
+    value: str, int, float or bool.
+
+  Returns:
+    String to put on the right of a gin binding.
+  """
+  if isinstance(value, str) and _GIN_REFERENCE.match(value):
+    return value
+  if isinstance(value, (str, bool, int, float)):
+    return repr(value)
+  raise StudyError("Cannot bind %r: only strings, numbers and booleans." %
+                   (value,))
+
+
+def check_run_id(run_id):
+  """Raises StudyError unless `run_id` is a single safe folder name."""
+  if not _RUN_ID.match(run_id) or ".." in run_id:
+    raise StudyError("Run id %r is not a plain folder name (letters, digits, "
+                     "'_', '-', '.', no '..')." % run_id)
+  return run_id
 
 
 def _slug(value):
-  return re.sub(r"[^A-Za-z0-9.]+", "", str(value))
+  # Keeps letters, digits and single dots: 1.0 -> "1.0", "../x" -> ".x".
+  return re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9.]+", "", str(value)))
 
 
 def make_run_id(dataset, model, decoder, sweep, seed):
@@ -97,23 +170,196 @@ def make_run_id(dataset, model, decoder, sweep, seed):
   parts = [dataset, model, decoder]
   parts += ["%s%s" % (key.split(".")[-1], _slug(v)) for key, v in sweep]
   parts.append("seed%d" % seed)
-  return "-".join(parts)
+  return check_run_id("-".join(parts))
 
 
-def _as_list(spec, key, kind):
-  value = spec.get(key)
-  if not isinstance(value, list) or not value or not all(
-      isinstance(v, kind) for v in value):
-    raise StudyError("Study key %r must be a non-empty list of %s, got %r." %
-                     (key, kind.__name__, value))
-  return value
+# --- Validation -------------------------------------------------------------------
+
+
+def _type_name(value):
+  return type(value).__name__
+
+
+def _fail(field, message, value):
+  raise StudyError("Study field `%s`: %s (got %r)." % (field, message, value))
+
+
+def _check_name(field, value):
+  if not isinstance(value, str) or not _NAME.match(value):
+    _fail(field, "must be a plain name: a letter, then letters, digits or "
+          "'_' (no '/', '.', quotes or spaces)", value)
+
+
+def _check_list(field, value, check_item, what):
+  if not isinstance(value, list):
+    _fail(field, "must be a list of %s, e.g. [...]" % what, value)
+  if not value:
+    _fail(field, "must not be empty", value)
+  for i, item in enumerate(value):
+    check_item("%s[%d]" % (field, i), item)
+  duplicates = sorted({repr(v) for v in value if value.count(v) > 1})
+  if duplicates:
+    _fail(field, "lists %s more than once" % ", ".join(duplicates), value)
+
+
+def _check_str(field, value):
+  if not isinstance(value, str):
+    _fail(field, "must be a string in quotes", value)
+
+
+def _check_binding(field, value):
+  _check_str(field, value)
+  if "\n" in value or "\r" in value:
+    _fail(field, "must be one gin binding per list item (no line breaks)",
+          value)
+
+
+def _check_seed(field, value):
+  # TOML booleans are not seeds, even though Python's bool is an int.
+  if isinstance(value, bool) or not isinstance(value, int) or not (
+      0 <= value <= _MAX_SEED):
+    _fail(field, "must be a whole number from 0 to %d" % _MAX_SEED, value)
+
+
+def _check_scalar(field, value):
+  if isinstance(value, str):
+    if value.startswith("@") and not _GIN_REFERENCE.match(value):
+      _fail(field, "is not a valid gin reference like \"@my_decoder\"", value)
+  elif not isinstance(value, (bool, int, float)):
+    _fail(field, "must hold strings, numbers or booleans", value)
+
+
+_CHECKS = {
+    "str": _check_str,
+    "name": _check_name,
+    "names": lambda f, v: _check_list(f, v, _check_name, "plain names"),
+    "strs": lambda f, v: _check_list(f, v, _check_str, "strings"),
+    "bindings": lambda f, v: _check_list(f, v, _check_binding,
+                                         "gin binding strings"),
+    "seeds": lambda f, v: _check_list(f, v, _check_seed, "whole numbers"),
+    "bool": lambda f, v: isinstance(v, bool) or _fail(
+        f, "must be true or false", v),
+    "positive_int": lambda f, v: (
+        (not isinstance(v, bool) and isinstance(v, int) and v >= 1) or _fail(
+            f, "must be a whole number >= 1", v)),
+    "pair": lambda f, v: (
+        (isinstance(v, list) and len(v) == 2 and all(
+            isinstance(x, (str, int)) and not isinstance(x, bool)
+            for x in v)) or _fail(f, "must be a list of two names or "
+                                  "indices", v)),
+}
+
+
+def _check_table(field, value, schema):
+  """Checks a TOML table against `schema` (dict key -> spec or sub-dict)."""
+  if not isinstance(value, dict):
+    _fail(field or "(file)", "must be a table ([%s] section)" % field, value)
+  prefix = field + "." if field else ""
+  for key in value:
+    if key not in schema:
+      close = difflib.get_close_matches(key, list(schema), n=1)
+      raise StudyError(
+          "Unknown study key `%s%s`%s. Valid keys%s: %s." % (
+              prefix, key, " (did you mean `%s%s`?)" % (prefix, close[0])
+              if close else "", " of [%s]" % field if field else "",
+              ", ".join(sorted(schema))))
+  for key, spec in schema.items():
+    if key not in value:
+      continue
+    if isinstance(spec, dict):
+      _check_table(prefix + key, value[key], spec)
+    elif spec[0] == "{}":
+      _check_named_table(prefix + key, value[key])
+    elif spec[0] == "sweep":
+      _check_sweep(prefix + key, value[key])
+    else:
+      _CHECKS[spec[0]](prefix + key, value[key])
+
+
+def _check_named_table(field, value):
+  if not isinstance(value, dict):
+    _fail(field, "must be a table of name -> value", value)
+  for key, item in value.items():
+    _check_name("%s key" % field, key)
+    if field == "metrics.configs":
+      _check_str("%s.%s" % (field, key), item)
+    else:
+      _CHECKS["bindings"]("%s.%s" % (field, key), item)
+
+
+def _check_sweep(field, value):
+  if not isinstance(value, dict):
+    _fail(field, "must be a table of gin parameter -> list of values", value)
+  for key, values in value.items():
+    if not _GIN_PARAMETER.match(key):
+      _fail(field, "key %r is not a gin parameter like \"vae.beta\"" % key,
+            key)
+    _check_list("%s.\"%s\"" % (field, key), values, _check_scalar, "values")
+
+
+def _check_references(spec):
+  """Cross-field checks: tables keyed by names must name listed ones."""
+  for field, listed in (("dataset_bindings", "datasets"),
+                        ("decoder_bindings", "decoders"),
+                        ("metrics.configs", "metrics.names")):
+    table = spec
+    for part in field.split("."):
+      table = table.get(part, {})
+    names = spec.get(listed) if "." not in listed else spec.get(
+        "metrics", {}).get("names", list(METRICS))
+    for key in table:
+      if key not in names:
+        raise StudyError("Study field `%s` names %r, which is not in `%s` "
+                         "(%s)." % (field, key, listed, ", ".join(names)))
+  baseline = spec.get("baseline")
+  if baseline is not None and baseline not in spec["decoders"]:
+    raise StudyError("Study field `baseline` is %r, which is not in "
+                     "`decoders` (%s)." % (baseline,
+                                           ", ".join(spec["decoders"])))
+
+
+def validate(spec):
+  """Checks a parsed study file; raises StudyError naming the bad field."""
+  _check_table("", spec, SCHEMA)
+  for key in ("datasets", "models", "decoders", "seeds"):
+    if key not in spec:
+      raise StudyError("Study field `%s` is missing: add %s = [...] (%s)." % (
+          key, key, SCHEMA[key][1]))
+  _check_references(spec)
+
+
+def _resolve(path, base):
+  """Resolves a config path relative to the study file, then the repo."""
+  for root in (base, REPO_ROOT):
+    candidate = os.path.join(root, path)
+    if os.path.isfile(candidate):
+      return os.path.abspath(candidate)
+  raise StudyError("Config file %r not found (looked next to the study file "
+                   "and in %s)." % (path, REPO_ROOT))
+
+
+# --- Planning ---------------------------------------------------------------------
+
+
+def _run_bindings(train, decoder_bindings, decoder, sweep_items, dataset, seed,
+                  run_id):
+  bindings = list(train.get("bindings", []))
+  bindings += ["%s = %d" % (binding, train[key])
+               for key, binding in _CHECKPOINT_BINDINGS.items() if key in train]
+  bindings += list(decoder_bindings.get(decoder, []))
+  bindings += ["%s = %s" % (k, gin_literal(v)) for k, v in sweep_items]
+  bindings += ["dataset.name = %s" % gin_literal(dataset),
+               "model.random_seed = %d" % seed,
+               # Lets dlib's aggregated results name the run.
+               "model.name = %s" % gin_literal(run_id)]
+  return tuple(bindings)
 
 
 def parse_study(path):
   """Parses and validates a study file.
 
   Args:
-    path: Path to the TOML study file.
+    path: Path to the TOML study file (relative to the working directory).
 
   Returns:
     Study with its runs planned in a fixed order.
@@ -126,20 +372,13 @@ def parse_study(path):
       spec = tomllib.load(f)
   except (OSError, tomllib.TOMLDecodeError) as e:
     raise StudyError("Cannot read study file %s: %s" % (path, e)) from e
-  unknown = set(spec) - _KNOWN_KEYS
-  if unknown:
-    raise StudyError("Unknown study keys %s in %s; valid keys: %s." % (
-        sorted(unknown), path, sorted(_KNOWN_KEYS)))
+  try:
+    validate(spec)
+  except StudyError as e:
+    raise StudyError("%s: %s" % (path, e)) from None
   base = os.path.dirname(os.path.abspath(path))
-  datasets = _as_list(spec, "datasets", str)
-  models = _as_list(spec, "models", str)
-  decoders = _as_list(spec, "decoders", str)
-  seeds = _as_list(spec, "seeds", int)
   sweep = spec.get("sweep", {})
   sweep_keys = sorted(sweep)
-  for key in sweep_keys:
-    if not isinstance(sweep[key], list) or not sweep[key]:
-      raise StudyError("sweep.%s must be a non-empty list." % key)
   train = spec.get("train", {})
   metrics = spec.get("metrics", {})
   metric_names = metrics.get("names", list(METRICS))
@@ -151,25 +390,19 @@ def parse_study(path):
   dataset_bindings = spec.get("dataset_bindings", {})
   decoder_bindings = spec.get("decoder_bindings", {})
   runs = []
-  for dataset, model, decoder in itertools.product(datasets, models,
-                                                   decoders):
+  for dataset, model, decoder in itertools.product(
+      spec["datasets"], spec["models"], spec["decoders"]):
     configs = [_resolve("gin_configs/%s_%s.gin" % (decoder, model), base)]
     configs += [_resolve(c, base) for c in train.get("configs", [])]
     for values in itertools.product(*[sweep[k] for k in sweep_keys]):
       sweep_items = tuple(zip(sweep_keys, values))
-      for seed in seeds:
+      for seed in spec["seeds"]:
         run_id = make_run_id(dataset, model, decoder, sweep_items, seed)
-        bindings = list(train.get("bindings", []))
-        bindings += list(decoder_bindings.get(decoder, []))
-        bindings += ["%s = %s" % (k, _format_value(v)) for k, v in sweep_items]
-        bindings += ["dataset.name = '%s'" % dataset,
-                     "model.random_seed = %d" % seed,
-                     # Lets dlib's aggregated results name the run.
-                     "model.name = '%s'" % run_id]
         runs.append(Run(
             run_id=run_id, dataset=dataset, model=model, decoder=decoder,
             seed=seed, sweep=sweep_items, model_configs=tuple(configs),
-            train_bindings=tuple(bindings),
+            train_bindings=_run_bindings(train, decoder_bindings, decoder,
+                                         sweep_items, dataset, seed, run_id),
             dataset_bindings=tuple(dataset_bindings.get(dataset, [])),
             postprocess_config=postprocess_config,
             metric_configs=metric_configs,
@@ -190,9 +423,27 @@ def parse_study(path):
 
 
 def run_dir(output_dir, run):
-  return os.path.join(output_dir, "runs", run.run_id)
+  return layout.run_dir(output_dir, run.run_id)
+
+
+def step_results(directory, run):
+  """(step folder, dlib result kind) of every step of `run`, in order."""
+  steps = [(layout.model_dir(directory), "train"),
+           (layout.postprocessed_dir(directory), "postprocess")]
+  steps += [(layout.metric_dir(directory, metric), "evaluation")
+            for metric, _ in run.metric_configs]
+  return steps
 
 
 def is_finished(output_dir, run):
-  """True only once the worker has written the run's completion marker."""
-  return os.path.exists(os.path.join(run_dir(output_dir, run), DONE_FILE))
+  """True once the run's DONE.json and every step's result parse.
+
+  A marker or result cut short (a killed writer, a full disk) does not
+  parse: such a run counts as unfinished and redoes the broken step.
+  """
+  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
+  directory = run_dir(output_dir, run)
+  paths = [layout.done_path(directory)] + [
+      layout.step_result(step_dir, kind)
+      for step_dir, kind in step_results(directory, run)]
+  return all(atomic.read_json(path) is not None for path in paths)

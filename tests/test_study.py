@@ -144,19 +144,110 @@ def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
                         study_lib.DONE_FILE)
 
 
-@pytest.mark.parametrize("text,message", [
-    ('name = "x"\nmodels = ["vae"]', "datasets"),
-    ('bogus = 1\n' + STUDY, "Unknown study keys ['bogus']"),
+BASE = textwrap.dedent("""
+    name = "x"
+    datasets = ["colored_sprites"]
+    models = ["vae"]
+    decoders = ["broadcast", "deconv"]
+    seeds = [0]
+    """)
+PLAIN_NAME = "must be a plain name: a letter, then letters, digits or '_'"
+# Every bad study file we know of, and the start of what the user is told.
+BAD_STUDIES = [
+    ('name = "x"\nmodels = ["vae"]', "Study field `datasets` is missing"),
+    ("bogus = 1\n" + STUDY, "Unknown study key `bogus`. Valid keys:"),
     (STUDY.replace('"deconv"]', '"nodecoder"]'),
      "gin_configs/nodecoder_vae.gin"),
     (STUDY.replace("seeds = [0]", "seeds = [0, 0]"),
-     "several runs with the same id (colored_sprites-vae-broadcast-seed0,"),
-])
+     "Study field `seeds`: lists 0 more than once"),
+    (BASE + '[train]\nbindingz = ["a.b = 1"]',
+     "Unknown study key `train.bindingz` (did you mean `train.bindings`?)"),
+    (BASE + "[figures]\ntraversalz = true",
+     "Unknown study key `figures.traversalz` (did you mean "
+     "`figures.traversals`?)"),
+    (BASE + '[train]\nbindings = "model.x = 1"',
+     "Study field `train.bindings`: must be a list of gin binding strings"),
+    (BASE + '[metrics]\nnames = "mig"',
+     "Study field `metrics.names`: must be a list of plain names"),
+    (BASE.replace("seeds = [0]", "seeds = [true]"),
+     "Study field `seeds[0]`: must be a whole number from 0 to"),
+    (BASE.replace("seeds = [0]", "seeds = [1.5]"),
+     "Study field `seeds[0]`: must be a whole number"),
+    (BASE.replace("seeds = [0]", "seeds = [-1]"),
+     "Study field `seeds[0]`: must be a whole number"),
+    (BASE + 'train = "x"', "Study field `train`: must be a table"),
+    (BASE.replace('["vae"]', "[]"), "Study field `models`: must not be empty"),
+    (BASE.replace('["colored_sprites"]', '["../../somewhere"]'),
+     "Study field `datasets[0]`: " + PLAIN_NAME),
+    (BASE.replace('["colored_sprites"]', '["/tmp/x"]'),
+     "Study field `datasets[0]`: " + PLAIN_NAME),
+    (BASE.replace('"deconv"]', '"de/conv"]'),
+     "Study field `decoders[1]`: " + PLAIN_NAME),
+    (BASE.replace('["vae"]', '["v.ae"]'),
+     "Study field `models[0]`: " + PLAIN_NAME),
+    (BASE.replace('["colored_sprites"]',
+                  '["a\'\\nmodel.training_steps = 1"]'),
+     "Study field `datasets[0]`: " + PLAIN_NAME),
+    (BASE + '[sweep]\n"x; y" = [1]',
+     "Study field `sweep`: key 'x; y' is not a gin parameter"),
+    (BASE + '[sweep]\n"vae.beta" = []',
+     'Study field `sweep."vae.beta"`: must not be empty'),
+    (BASE + '[sweep]\n"vae.beta" = [{a = 1}]',
+     'Study field `sweep."vae.beta"[0]`: must hold strings, numbers'),
+    (BASE + '[train]\nbindings = ["a.b = 1\\nc.d = 2"]',
+     "Study field `train.bindings[0]`: must be one gin binding per list item"),
+    ('baseline = "foo"\n' + BASE,
+     "Study field `baseline` is 'foo', which is not in `decoders`"),
+    (BASE + '[dataset_bindings]\nother = ["a.b = 1"]',
+     "Study field `dataset_bindings` names 'other', which is not in "
+     "`datasets`"),
+    (BASE + "[train]\ncheckpoint_every_steps = 0",
+     "Study field `train.checkpoint_every_steps`: must be a whole number >= 1"),
+    (BASE + '[figures]\nlatent_geometry = ["posX"]',
+     "Study field `figures.latent_geometry`: must be a list of two"),
+    ("datasets = [", "Cannot read study file"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_STUDIES)
 def test_malformed_study_files_say_what_to_fix(tmp_path, text, message):
   spec = tmp_path / "bad.toml"
   spec.write_text(text)
   with pytest.raises(study_lib.StudyError, match=re.escape(message)):
     study_lib.parse_study(str(spec))
+
+
+def test_values_reach_gin_as_single_literals():
+  """A quote or newline in a value stays inside one gin string."""
+  import gin  # pylint: disable=g-import-not-at-top
+  tricky = "a'\nmodel.training_steps = 1"
+  gin.clear_config()
+  try:
+    gin.parse_config("sbd_literal_probe.value = %s" %
+                     study_lib.gin_literal(tricky))
+  except ValueError:
+    pass  # No configurable of that name: what matters is no second binding.
+  finally:
+    gin.clear_config()
+  assert study_lib.gin_literal(tricky) == repr(tricky)
+  assert study_lib.gin_literal("@spatial_broadcast_decoder") == (
+      "@spatial_broadcast_decoder")
+  assert study_lib.gin_literal(1.5) == "1.5"
+
+
+@pytest.mark.parametrize("run_id", ["a/b", "..", "x..y", "/abs", "a b", ""])
+def test_run_ids_are_single_safe_folder_names(run_id):
+  with pytest.raises(study_lib.StudyError, match="not a plain folder name"):
+    study_lib.check_run_id(run_id)
+
+
+def test_sweep_values_cannot_make_a_path(tmp_path):
+  spec = tmp_path / "s.toml"
+  spec.write_text(BASE + '[sweep]\n"model.name_suffix" = ["../../x", "a/b"]')
+  runs = study_lib.parse_study(str(spec)).runs
+  for run in runs:
+    assert "/" not in run.run_id and ".." not in run.run_id
+  assert "model.name_suffix = '../../x'" in runs[0].train_bindings
 
 
 def test_plan_lists_the_cartesian_product_with_sweeps(tmp_path):
@@ -183,8 +274,9 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
   for run, beta, gamma in zip(study.runs, (4.0, float("nan")),
                               (float("nan"), 30.0)):
     os.makedirs(study_lib.run_dir(str(tmp_path), run))
-    open(os.path.join(study_lib.run_dir(str(tmp_path), run),
-                      study_lib.DONE_FILE), "w").close()
+    with open(os.path.join(study_lib.run_dir(str(tmp_path), run),
+                           study_lib.DONE_FILE), "w") as f:
+      f.write("{}")  # A finished run (its marker parses).
     rows.append({"train_config.model.name": "'%s'" % run.run_id,
                  "evaluation_config.evaluation.evaluation_fn": "@mig",
                  "evaluation_results.discrete_mig": 0.1,

@@ -1,24 +1,24 @@
 """dlib's aggregated results of a study as one tidy pandas table.
 
-Uses dlib's own `aggregate_results` (what `dlib_aggregate_results` runs) over
-every finished run, then reshapes to one row per (run, metric) with the
-columns the tables and figures use, and records the library versions.
+Loads every metric result of the finished runs with dlib's own loader (what
+`dlib_aggregate_results` runs), then reshapes to one row per (run, metric)
+with the columns the tables and figures use, and records the library
+versions. Only results that parse are aggregated, and every table is written
+atomically, so a killed or half-written step never breaks a report.
 """
 import glob
-import json
+import logging
 import os
 
 import pandas as pd
 
+from evaluation import faults
+from evaluation import layout
 from evaluation import study as study_lib
+from sbd_plugin import atomic
 
-# dlib's evaluation function -> (metric label, result key it reports).
-METRIC_KEYS = {
-    "@mig": ("mig", "evaluation_results.discrete_mig"),
-    "@factor_vae_score": ("factor_vae", "evaluation_results.eval_accuracy"),
-    "@dci": ("dci", "evaluation_results.disentanglement"),
-}
-TRAIN_STATS = ("reconstruction_loss", "kl_loss", "elbo")
+METRIC_KEYS = layout.METRIC_KEYS
+TRAIN_STATS = layout.TRAIN_STATS
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
                 "metric", "value"] + list(TRAIN_STATS) + ["model_dir"]
 
@@ -34,13 +34,22 @@ def dlib_aggregate(output_dir):
     if nothing was evaluated yet.
   """
   from disentanglement_lib.utils import aggregate_results  # pylint: disable=g-import-not-at-top
-  pattern = os.path.join(output_dir, "runs", "*", "metrics", "*", "*",
-                         "results", "aggregate", "evaluation.json")
-  if not glob.glob(pattern):
+  files = []
+  for path in sorted(glob.glob(layout.evaluation_json_pattern(output_dir))):
+    if atomic.read_json(path) is None:
+      # A metric cut short: its run is unfinished and will redo it.
+      logging.warning("Skipping %s: it does not parse.", path)
+    else:
+      files.append(path)
+  if not files:
     return pd.DataFrame()
-  path = os.path.join(output_dir, "results", "dlib_results.json")
+  # dlib's aggregate_results_to_json, over the files that parse, written
+  # atomically.
+  frame = pd.DataFrame([aggregate_results._load(p) for p in files])  # pylint: disable=protected-access
+  path = layout.dlib_results_json(output_dir)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  aggregate_results.aggregate_results_to_json(pattern, path)
+  atomic.write_text(path, frame.to_json())
+  faults.point("aggregate")
   return aggregate_results.load_aggregated_json_results(path)
 
 
@@ -48,8 +57,7 @@ def _unquote(value):
   return str(value).strip("'\"")
 
 
-# The gin parameter that weighs each model's regulariser.
-REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
+REGULARISATION_KEYS = layout.REGULARISATION_KEYS
 
 
 def _regularisation(run, row):
@@ -67,7 +75,7 @@ def _regularisation(run, row):
     if key in REGULARISATION_KEYS:
       return float(value)
   for key in REGULARISATION_KEYS:
-    value = row.get("train_config." + key)
+    value = row.get(layout.train_config_key(key))
     if value is not None and pd.notna(value):
       return float(value)
   return float("nan")
@@ -89,8 +97,8 @@ def tidy_results(study, output_dir, wide=None):
           if study_lib.is_finished(output_dir, r)}
   rows = []
   for _, row in wide.iterrows():
-    run = runs.get(_unquote(row.get("train_config.model.name", "")))
-    fn = row.get("evaluation_config.evaluation.evaluation_fn")
+    run = runs.get(_unquote(row.get(layout.MODEL_NAME_KEY, "")))
+    fn = row.get(layout.EVALUATION_FN_KEY)
     if run is None or fn not in METRIC_KEYS:
       continue
     metric, key = METRIC_KEYS[fn]
@@ -98,10 +106,10 @@ def tidy_results(study, output_dir, wide=None):
     record = {"run_id": run.run_id, "dataset": run.dataset,
               "model": run.model, "decoder": run.decoder, "seed": run.seed,
               "beta": beta, "metric": metric, "value": float(row[key]),
-              "model_dir": os.path.join(study_lib.run_dir(output_dir, run),
-                                        "model")}
+              "model_dir": layout.model_dir(study_lib.run_dir(output_dir,
+                                                              run))}
     for stat in TRAIN_STATS:
-      record[stat] = float(row["train_results.%s" % stat])
+      record[stat] = float(row[layout.train_stat_key(stat)])
     rows.append(record)
   frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
@@ -115,18 +123,16 @@ def write_results(frame, output_dir):
     Tuple (csv path, versions json path).
   """
   from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
-  folder = os.path.join(output_dir, "results")
-  os.makedirs(folder, exist_ok=True)
-  csv_path = os.path.join(folder, "results.csv")
-  frame.to_csv(csv_path, index=False)
-  versions_path = os.path.join(folder, "versions.json")
+  os.makedirs(layout.results_dir(output_dir), exist_ok=True)
+  csv_path = layout.results_csv(output_dir)
+  atomic.write_text(csv_path, frame.to_csv(index=False))
+  versions_path = layout.versions_json(output_dir)
   recorded = {}
-  for path in glob.glob(os.path.join(output_dir, "runs", "*",
-                                     study_lib.DONE_FILE)):
-    with open(path) as f:
-      done = json.load(f)
-    recorded[done["run_id"]] = done["versions"]
-  with open(versions_path, "w") as f:
-    json.dump({"aggregated_with": versions.library_versions(),
-               "runs": recorded}, f, indent=1, sort_keys=True)
+  for path in sorted(glob.glob(layout.done_pattern(output_dir))):
+    done = atomic.read_json(path)
+    if done is not None:
+      recorded[done["run_id"]] = done["versions"]
+  atomic.write_json(versions_path, {
+      "aggregated_with": versions.library_versions(), "runs": recorded},
+                    indent=1, sort_keys=True)
   return csv_path, versions_path

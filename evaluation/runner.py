@@ -2,8 +2,12 @@
 
 Every run executes `python -m evaluation.worker <run.json>` in a process of
 its own (dlib keeps global gin and graph state). A failing run is logged and
-listed; the others go on. Finished runs (DONE.json present) are skipped when
-the same study is run again.
+listed; the others go on. Finished runs (a DONE.json that parses) are skipped
+when the same study is run again, and interrupted ones resume.
+
+One runner per output folder: the runner holds `<output>/.lock` (freed by the
+kernel if it dies). SIGTERM or Ctrl-C stop every worker it started; a SIGKILL
+of the runner kills them too (`processes.die_with_parent` in the worker).
 """
 import concurrent.futures
 import dataclasses
@@ -11,15 +15,19 @@ import filecmp
 import os
 import re
 import shutil
-import subprocess
+import signal
 import sys
+import threading
 from typing import List
 
 import tqdm
 
+from evaluation import layout
+from evaluation import processes
 from evaluation import study as study_lib
+from sbd_plugin import atomic
 
-STUDY_COPY = "study.toml"
+STUDY_COPY = layout.STUDY_COPY
 
 
 @dataclasses.dataclass
@@ -33,9 +41,14 @@ def prepare_output_dir(study, output_dir):
   """Creates the output folder, or checks that it holds this same study.
 
   Raises:
-    study_lib.StudyError: if the folder holds results of a different study.
+    study_lib.StudyError: if the path is a file, or the folder holds results
+      of a different study or something else.
   """
-  copy = os.path.join(output_dir, STUDY_COPY)
+  copy = layout.study_copy(output_dir)
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise study_lib.StudyError(
+        "--output %s is a file, not a folder: choose a new or empty folder."
+        % output_dir)
   if os.path.exists(copy):
     if not filecmp.cmp(copy, study.source, shallow=False):
       raise study_lib.StudyError(
@@ -47,21 +60,37 @@ def prepare_output_dir(study, output_dir):
         "%s exists and is not a study folder; choose an empty or new --output "
         "folder." % output_dir)
   else:
-    os.makedirs(output_dir, exist_ok=True)
-    shutil.copyfile(study.source, copy)
+    try:
+      os.makedirs(output_dir, exist_ok=True)
+      with atomic.atomic_path(copy) as tmp:
+        shutil.copyfile(study.source, tmp)
+    except OSError as e:
+      raise study_lib.StudyError("Cannot create the study folder %s: %s." % (
+          output_dir, e.strerror or e)) from None
+
+
+def lock_output_dir(output_dir):
+  """Takes the study folder's lock, or explains who holds it."""
+  try:
+    return processes.FolderLock(output_dir).acquire("sbd_study run")
+  except processes.LockedError as e:
+    raise study_lib.StudyError(
+        "%s is in use by another runner: %s. Wait for it to finish or stop "
+        "it (a killed runner frees the folder at once)." % (output_dir, e)
+    ) from None
 
 
 def worker_command(output_dir, run):
   """Writes the run's spec and returns the command that executes it."""
   directory = study_lib.run_dir(output_dir, run)
   os.makedirs(directory, exist_ok=True)
-  spec = os.path.join(directory, "run.json")
-  with open(spec, "w") as f:
-    f.write(run.to_json())
+  spec = layout.run_spec(directory)
+  atomic.write_text(spec, run.to_json())
   return [sys.executable, "-m", "evaluation.worker", spec]
 
 
-def _worker_env():
+def worker_env():
+  """The environment of a worker: the repository importable from anywhere."""
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
       [study_lib.REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -69,21 +98,20 @@ def _worker_env():
   return env
 
 
-def run_local(command, log_path):
+_CHILDREN = processes.Children()
+
+
+def run_local(command, log_path, children=_CHILDREN):
   """Runs one worker command on this machine; returns its exit code."""
-  with open(log_path, "w") as log:
-    code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                          env=_worker_env(), cwd=study_lib.REPO_ROOT,
-                          check=False).returncode
-  return code
+  with open(log_path, "a") as log:
+    return children.run(command, log, worker_env())
 
 
 def _error_excerpt(output_dir, run):
   directory = study_lib.run_dir(output_dir, run)
-  for name in (study_lib.ERROR_FILE, "worker.log"):
-    path = os.path.join(directory, name)
+  for path in (layout.error_path(directory), layout.worker_log(directory)):
     if os.path.exists(path):
-      with open(path) as f:
+      with open(path, errors="replace") as f:
         lines = [l.rstrip() for l in f if l.strip()]
       errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)", l)]
       if errors or lines:
@@ -113,6 +141,19 @@ def _ray_submitter(ray_address, gpus_per_run, cpus_per_run):
                                                               log_path))
 
 
+def _stop_on_signals(children):
+  """On SIGTERM or SIGINT: stop every worker, then leave with 128 + signal."""
+  if threading.current_thread() is not threading.main_thread():
+    return
+
+  def handler(signum, unused_frame):
+    children.terminate_all()
+    os._exit(128 + signum)  # pylint: disable=protected-access
+
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, handler)
+
+
 def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
               gpus_per_run=None, progress=True):
   """Executes every unfinished run of `study`.
@@ -120,7 +161,8 @@ def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
   Args:
     study: evaluation.study.Study.
     output_dir: Study output folder (created, or resumed if it holds the
-      same study). Must be on a filesystem shared by all Ray nodes.
+      same study), relative to the working directory or absolute. Must be
+      on a filesystem shared by all Ray nodes.
     executor: "local" (processes on this machine) or "ray".
     jobs: Number of runs executing at once; None: 1 for "local", all
       pending runs for "ray" (Ray queues them by the cluster's resources).
@@ -130,8 +172,23 @@ def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
 
   Returns:
     List of Outcome, in the study's run order.
+
+  Raises:
+    study_lib.StudyError: bad output folder, or one in use by another runner.
   """
+  output_dir = os.path.abspath(output_dir)
   prepare_output_dir(study, output_dir)
+  lock = lock_output_dir(output_dir)
+  try:
+    return _run_all(study, output_dir, executor, jobs, ray_address,
+                    gpus_per_run, progress)
+  finally:
+    lock.release()
+
+
+def _run_all(study, output_dir, executor, jobs, ray_address, gpus_per_run,
+             progress):
+  """run_study's body, while the folder is locked."""
   if executor == "local":
     submit = run_local
   elif executor == "ray":
@@ -139,6 +196,7 @@ def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
   else:
     raise study_lib.StudyError("Unknown executor %r: use 'local' or 'ray'." %
                                executor)
+  _stop_on_signals(_CHILDREN)
   outcomes = {}
   pending = []
   for run in study.runs:
@@ -152,7 +210,7 @@ def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
 
   def execute(run):
     command = worker_command(output_dir, run)
-    log_path = os.path.join(study_lib.run_dir(output_dir, run), "worker.log")
+    log_path = layout.worker_log(study_lib.run_dir(output_dir, run))
     return submit(command, log_path)
 
   if jobs is None:

@@ -1,4 +1,4 @@
-"""Tests for sbd_plugin.datasets.room (3D Object-in-Room / 3dshapes).
+"""Tests for 3D Object-in-Room / 3dshapes (sbd_plugin/datasets/room*.py).
 
 The renderer's layers are built once per session into the session's
 SBD_PLUGIN_CACHE (tests/conftest.py). The real-file reader is tested on h5 files with DeepMind's
@@ -19,6 +19,7 @@ import pytest
 from sbd_plugin.datasets import cache
 from sbd_plugin.datasets import registry
 from sbd_plugin.datasets import room
+from sbd_plugin.datasets import room_factors
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +39,9 @@ def _hue_error(rgb, hue):
 
 
 def _all_labels():
-  factors = room.index_to_factors(np.arange(room.NUM_IMAGES))
-  return np.stack([room.factor_values(i)[factors[:, i]] for i in range(6)], 1)
+  factors = room_factors.index_to_factors(np.arange(room_factors.NUM_IMAGES))
+  return np.stack([room_factors.factor_values(i)[factors[:, i]]
+                   for i in range(6)], 1)
 
 
 def _write_h5(path, known, contiguous=False, labels=None):
@@ -87,17 +89,18 @@ def test_factor_structure_matches_3dshapes(rendered):
   np.testing.assert_array_equal(rendered.factor_values(4), [0, 1, 2, 3])
   np.testing.assert_allclose(rendered.factor_values(5),
                              np.linspace(-30, 30, 15))
-  assert room.SHAPE_NAMES == ("cube", "cylinder", "sphere", "capsule")
+  assert room_factors.SHAPE_NAMES == ("cube", "cylinder", "sphere", "capsule")
 
 
 def test_index_order_is_orientation_fastest():
-  assert room.factors_to_index([[0, 0, 0, 0, 0, 1]])[0] == 1
-  assert room.factors_to_index([[0, 0, 0, 0, 1, 0]])[0] == 15
-  assert room.factors_to_index([[1, 0, 0, 0, 0, 0]])[0] == 48000
-  assert room.factors_to_index([[9, 9, 9, 7, 3, 14]])[0] == 479999
+  assert room_factors.factors_to_index([[0, 0, 0, 0, 0, 1]])[0] == 1
+  assert room_factors.factors_to_index([[0, 0, 0, 0, 1, 0]])[0] == 15
+  assert room_factors.factors_to_index([[1, 0, 0, 0, 0, 0]])[0] == 48000
+  assert room_factors.factors_to_index([[9, 9, 9, 7, 3, 14]])[0] == 479999
   index = np.random.RandomState(0).randint(480000, size=100)
   np.testing.assert_array_equal(
-      room.factors_to_index(room.index_to_factors(index)), index)
+      room_factors.factors_to_index(room_factors.index_to_factors(index)),
+      index)
 
 
 def test_sample_factors_same_as_dlib_state_space(rendered):
@@ -274,7 +277,7 @@ def test_real_file_is_read_on_demand(chunked_h5, known_images):
   for image, index in zip(images, order):
     want = known_images.get(index, np.zeros((64, 64, 3), np.uint8))
     np.testing.assert_array_equal(image, want.astype(np.float32) / 255.)
-  factors = room.index_to_factors([123456])
+  factors = room_factors.index_to_factors([123456])
   np.testing.assert_array_equal(
       data.sample_observations_from_factors(factors, None)[0],
       known_images[123456] / np.float32(255.))

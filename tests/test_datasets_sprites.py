@@ -1,4 +1,5 @@
-"""Tests for sbd_plugin.datasets.sprites (colored sprites and variants).
+"""Tests for colored sprites and variants (sbd_plugin/datasets/: dsprites_*,
+colored_sprites, holdout).
 
 The generated mask caches are built once per session into the session's
 SBD_PLUGIN_CACHE (tests/conftest.py) (about 30 s each for colored_sprites and
@@ -15,7 +16,12 @@ import numpy as np
 import pytest
 
 from sbd_plugin.datasets import cache
-from sbd_plugin.datasets import sprites
+from sbd_plugin.datasets import colored_sprites
+from sbd_plugin.datasets import data_dir
+from sbd_plugin.datasets import dsprites_masks
+from sbd_plugin.datasets import dsprites_raster
+from sbd_plugin.datasets import holdout
+from tests import reference_frames
 
 GIF = os.path.join(os.path.dirname(__file__), "data", "reference",
                    "dsprites.gif")
@@ -30,7 +36,7 @@ def _clean_gin():
 
 @pytest.fixture(scope="session")
 def data():
-  return sprites.ColoredSprites()
+  return colored_sprites.ColoredSprites()
 
 
 def _centroid(images):
@@ -67,7 +73,7 @@ def test_factor_cardinalities_and_grids(data):
 def test_gin_bins_and_box():
   gin.parse_config(["colored_sprites.num_hue_bins = 6",
                     "colored_sprites.value_range = (0.8, 1.0)"])
-  d = sprites.ColoredSprites()
+  d = colored_sprites.ColoredSprites()
   assert d.factors_num_values[5:] == [6, 4, 4]
   np.testing.assert_allclose(d.factor_values(7), [.825, .875, .925, .975])
   images = d.sample_observations(32, np.random.RandomState(0))
@@ -143,19 +149,19 @@ def test_orientation_zero_ellipse_is_wide_and_heart_points_down(data):
 
 def test_cache_matches_renderer(data):
   rs = np.random.RandomState(1)
-  indices = rs.randint(sprites.NUM_MASKS, size=200)
+  indices = rs.randint(dsprites_raster.NUM_MASKS, size=200)
   f = np.zeros((200, 8), np.int64)
-  f[:, :5] = sprites.index_to_factors(indices)
+  f[:, :5] = dsprites_raster.index_to_factors(indices)
   np.testing.assert_array_equal(data.masks_from_factors(f),
-                                sprites.render_mask_indices(indices))
+                                dsprites_raster.render_mask_indices(indices))
 
 
 def _real_frames():
-  return sprites.load_gif_masks(GIF)
+  return reference_frames.load_gif_masks(GIF)
 
 
 def test_generated_masks_match_real_dsprites_frames():
-  ious, _ = sprites.best_match_iou(_real_frames())
+  ious, _ = reference_frames.best_match_iou(_real_frames())
   assert len(ious) == 320
   # Measured: mean 0.979, min 0.907 (see docs/datasets/sprites.md).
   assert ious.mean() > 0.97 and ious.min() > 0.88
@@ -166,59 +172,60 @@ def test_wrong_geometry_fails_real_frame_match(wrong):
   def render(shape, scale, orientation, x, y):
     if wrong == "transposed":
       # Axes swapped: the sprite drawn with rows and columns exchanged.
-      return np.swapaxes(sprites.render_masks(shape, scale, orientation, y, x),
-                         1, 2)
+      return np.swapaxes(
+          dsprites_raster.render_masks(shape, scale, orientation, y, x), 1, 2)
     factor = 1.15 if wrong == "size x1.15" else 0.85
-    return sprites.render_masks(shape, scale, orientation, x, y, factor)
+    return dsprites_raster.render_masks(shape, scale, orientation, x, y, factor)
   frames = _real_frames()[::4]
-  ious, _ = sprites.best_match_iou(frames, render_fn=render)
+  ious, _ = reference_frames.best_match_iou(frames, render_fn=render)
   assert ious.mean() < 0.97 or ious.min() < 0.88
 
 
 def test_missing_real_file_warns_once(data, caplog, monkeypatch):
-  monkeypatch.setattr(sprites, "_warned_missing_real", False)
+  monkeypatch.setattr(dsprites_masks, "_warned_missing_real", False)
   with caplog.at_level(logging.WARNING):
-    sprites.ColoredSprites()
-    sprites.ColoredSprites()
+    colored_sprites.ColoredSprites()
+    colored_sprites.ColoredSprites()
   messages = [r.getMessage() for r in caplog.records
               if "not found" in r.getMessage()]
-  assert len(messages) == 1 and sprites.REAL_DSPRITES_RELPATH in messages[0]
+  assert len(messages) == 1 and data_dir.DSPRITES_NPZ in messages[0]
 
 
 def test_wrong_shaped_real_file_is_an_error(tmp_path, monkeypatch):
   monkeypatch.setenv("DISENTANGLEMENT_LIB_DATA", str(tmp_path))
-  path = tmp_path / sprites.REAL_DSPRITES_RELPATH
+  path = tmp_path / data_dir.DSPRITES_NPZ
   path.parent.mkdir(parents=True)
   np.savez(path, imgs=np.zeros((10, 64, 64), np.uint8))
   with pytest.raises(ValueError) as e:
-    sprites.ColoredSprites()
+    colored_sprites.ColoredSprites()
   assert str(path) in str(e.value)
   assert "(737280, 64, 64)" in str(e.value) and "(10, 64, 64)" in str(e.value)
   path.write_bytes(b"not a zip")
   with pytest.raises(ValueError, match="not a readable .npz"):
-    sprites.ColoredSprites()
+    colored_sprites.ColoredSprites()
 
 
 def test_real_layout_file_converts_to_the_same_masks(data, tmp_path):
   n = 2048  # The first two (shape, scale, orientation) combinations.
-  masks = sprites.render_mask_indices(np.arange(n)).astype(np.uint8)
+  masks = dsprites_raster.render_mask_indices(np.arange(n)).astype(np.uint8)
   path = tmp_path / "small.npz"
   np.savez_compressed(path, imgs=masks, latents_classes=np.zeros((n, 6)))
-  converted = sprites.convert_real_masks(str(path), expected_count=n)
+  converted = dsprites_masks.convert_real_masks(str(path), expected_count=n)
   np.testing.assert_array_equal(converted, data.masks[:n])
   with pytest.raises(ValueError, match="(2048, 64, 64)"):
-    sprites.convert_real_masks(str(path), expected_count=4096)
+    dsprites_masks.convert_real_masks(str(path), expected_count=4096)
   masks[5, 0, 0] = 1  # A pixel far outside the sprite's window.
   np.savez_compressed(path, imgs=masks)
   with pytest.raises(ValueError, match="window"):
-    sprites.convert_real_masks(str(path), expected_count=n)
+    dsprites_masks.convert_real_masks(str(path), expected_count=n)
 
 
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch,
                                                  caplog):
   monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path))
-  monkeypatch.setattr(sprites, "NUM_MASKS", 2048)  # A small, fast asset.
-  first = np.array(sprites.generated_masks(0.7))
+  # A small, fast asset.
+  monkeypatch.setattr(dsprites_raster, "NUM_MASKS", 2048)
+  first = np.array(dsprites_masks.generated_masks(0.7))
   path = next(tmp_path.glob("sprites_generated*/masks.npy"))
   raw = bytearray(path.read_bytes())
   raw[-100:] = b"\xff" * 100
@@ -226,25 +233,25 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch,
   # A new process: cache.py memoises verified loads within a process.
   cache._load_verified.cache_clear()  # pylint: disable=protected-access
   with caplog.at_level(logging.WARNING):
-    again = np.array(sprites.generated_masks(0.7))
+    again = np.array(dsprites_masks.generated_masks(0.7))
   assert any("Rebuilding" in r.getMessage() for r in caplog.records)
   np.testing.assert_array_equal(again, first)
 
 
 def test_holdout_default_region_is_lower_right_quadrant():
-  region = sprites.holdout_region()
+  region = holdout.holdout_region()
   assert region.posx_indices.tolist() == list(range(16, 32))
   assert region.posy_indices.tolist() == list(range(16, 32))
   f = np.zeros((4, 8), np.int64)
   f[:, 3:5] = [[16, 16], [15, 16], [16, 15], [31, 31]]
-  assert sprites.in_holdout_region(f).tolist() == [True, False, False, True]
+  assert holdout.in_holdout_region(f).tolist() == [True, False, False, True]
 
 
 def test_holdout_train_never_and_test_only_samples_region(data):
   gin.parse_config(["holdout_region.posx_range = (0.25, 0.75)",
                     "holdout_region.shapes = ['heart']"])
-  train = sprites.HoldoutTrainColoredSprites()
-  test = sprites.HoldoutTestColoredSprites()
+  train = holdout.HoldoutTrainColoredSprites()
+  test = holdout.HoldoutTestColoredSprites()
   rs = np.random.RandomState(0)
   f_train = train.sample_factors(20000, rs)
   f_test = test.sample_factors(20000, rs)
@@ -260,14 +267,14 @@ def test_holdout_train_never_and_test_only_samples_region(data):
 
 
 def test_small_sprites_are_smaller():
-  small = sprites.SmallColoredSprites()
+  small = colored_sprites.SmallColoredSprites()
   assert small.factors_num_values == [3, 6, 40, 32, 32, 4, 4, 4]
   f = np.zeros((3, 8), np.int64)
   f[:, 0] = [0, 1, 2]
   f[:, 1] = 5
   area = (small.sample_observations_from_factors(f, None).max(-1) > 0).sum(
       (1, 2))
-  full = sprites.render_masks([0, 1, 2], [1.] * 3, [0.] * 3,
-                              [0.] * 3, [0.] * 3).sum((1, 2))
+  full = dsprites_raster.render_masks([0, 1, 2], [1.] * 3, [0.] * 3,
+                                      [0.] * 3, [0.] * 3).sum((1, 2))
   np.testing.assert_allclose(area / full, 0.25, atol=0.04)
   assert area[0] == 100  # Square: 10 x 10 px at scale 1.

@@ -71,8 +71,8 @@ def test_single_observations_follow_the_same_stream():
 
 
 def test_plugin_dataset_stream_is_rendered_images():
-  from sbd_plugin.datasets import sprites  # pylint: disable=g-import-not-at-top
-  data = sprites.ColoredSprites()
+  from sbd_plugin.datasets import colored_sprites  # pylint: disable=g-import-not-at-top
+  data = colored_sprites.ColoredSprites()
   batches = _trainer_batches(data, 11, 32, 4)
   np.testing.assert_array_equal(batches.reshape(-1, 64, 64, 3),
                                 _stream(data, 11, 2))
@@ -112,9 +112,9 @@ def test_wrong_observation_shape_is_a_clear_error():
 def test_chunks_are_handed_to_tensorflow_in_aligned_arrays():
   """Aligned float32 arrays are adopted by TensorFlow without a copy."""
   from sbd_plugin.datasets import room  # pylint: disable=g-import-not-at-top
-  from sbd_plugin.datasets import sprites  # pylint: disable=g-import-not-at-top
+  from sbd_plugin.datasets import colored_sprites  # pylint: disable=g-import-not-at-top
   rs = np.random.RandomState(0)
-  for data in (sprites.ColoredSprites(), room.RenderedShapes3D()):
+  for data in (colored_sprites.ColoredSprites(), room.RenderedShapes3D()):
     images = data.sample_observations(5, rs)
     assert images.dtype == np.float32 and aligned.is_aligned(images)
   # dlib's float64 dataset is converted into an aligned float32 array.

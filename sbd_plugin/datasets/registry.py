@@ -1,52 +1,108 @@
-"""Plugin dataset names, resolved lazily for dlib's `dataset.name` binding.
+"""Dataset names for dlib's `dataset.name`: one table, imported on use.
 
-One line per name: the module and the gin-configurable class that builds it.
-The modules are imported when the plugin activates (their gin configurables
-must exist before configs are parsed); building a dataset, which may build
-cached assets, happens only when its name is asked for. `sbd_plugin.compat` plugs `get` into dlib's `dataset`
-configurable, so these names work in train, postprocess, evaluate (also with
-`dataset.name = "auto"`) and the visualisation scripts.
+`PLUGIN_DATASETS` maps each plugin name to the gin-configurable class that
+builds it, one line per name ("module:Class", modules relative to this
+package). The table refuses a name twice or one of dlib's own, and imports
+nothing until asked: `sbd_plugin.dlib_bridge` imports the dataset modules when
+the plugin activates (their gin configurables must exist before configs are
+parsed), and a dataset, which may build cached assets, is built only when its
+name is asked for.
+
+This module owns the names: `build` serves dlib's `dataset` configurable
+(through `sbd_plugin.dlib_bridge`), so these names work in train,
+postprocess, evaluate (also with `dataset.name = "auto"`) and the
+visualisation scripts, and an unknown name fails here with the valid ones.
 """
+import collections.abc
 import importlib
 import os
 
-PLUGIN_DATASETS = {
-    "colored_sprites": ("sbd_plugin.datasets.sprites", "ColoredSprites"),
-    "small_colored_sprites": ("sbd_plugin.datasets.sprites",
-                              "SmallColoredSprites"),
-    "colored_sprites_holdout_train": ("sbd_plugin.datasets.sprites",
-                                      "HoldoutTrainColoredSprites"),
-    "colored_sprites_holdout_test": ("sbd_plugin.datasets.sprites",
-                                     "HoldoutTestColoredSprites"),
-    "object_in_room": ("sbd_plugin.datasets.room", "ObjectInRoom"),
-}
+from sbd_plugin.datasets import data_dir
 
-# dlib's own `shapes3d` reads an .npz that was never published; with DeepMind's
-# real 3dshapes.h5 present we serve that name from the plugin's reader.
-_SHAPES3D_NPZ = os.path.join(
-    "3dshapes",
-    "look-at-object-room_floor-hueXwall-hueXobj-hueXobj-sizeXobj-shapeXview-azi"
-    ".npz")
-_SHAPES3D_H5 = os.path.join("3dshapes", "3dshapes.h5")
+# dlib 1.5's hard-coded dataset names (disentanglement_lib/data/ground_truth/
+# named_data.py), built by dlib itself; listed so an unknown name can be
+# reported with them and no plugin name shadows one.
+STOCK_DATASETS = (
+    "dsprites_full", "dsprites_noshape", "color_dsprites", "noisy_dsprites",
+    "scream_dsprites", "smallnorb", "cars3d", "mpi3d_toy", "mpi3d_realistic",
+    "mpi3d_real", "shapes3d", "dummy_data")
 
 
-def _data_path(relative):
-  root = os.environ.get("DISENTANGLEMENT_LIB_DATA", ".")
-  return os.path.join(root, relative)
+class Registry(collections.abc.Mapping):
+  """A read-only table of names -> "module:attribute", imported on use."""
+
+  def __init__(self, taken, entries):
+    """Builds the table.
+
+    Args:
+      taken: Names the table must not shadow.
+      entries: (name, "module:attribute") pairs; a module starting with "."
+        is relative to sbd_plugin.datasets.
+
+    Raises:
+      ValueError: for a name given twice or taken, or a malformed target.
+    """
+    self._taken = frozenset(taken)
+    self._targets = {}
+    for name, target in entries:
+      module_name, _, attribute = target.partition(":")
+      if not module_name or not attribute:
+        raise ValueError("Dataset %r: %r is not 'module:attribute'." %
+                         (name, target))
+      if name in self._targets or name in self._taken:
+        raise ValueError("Dataset name %r is registered twice." % name)
+      self._targets[name] = target
+
+  def __getitem__(self, name):
+    return self._targets[name]
+
+  def __iter__(self):
+    return iter(self._targets)
+
+  def __len__(self):
+    return len(self._targets)
+
+  def modules(self):
+    """Returns the sorted names of the modules the table points to."""
+    return sorted({t.partition(":")[0] for t in self._targets.values()})
+
+  def load(self, name):
+    """Imports and returns the class (or function) that builds `name`."""
+    module_name, _, attribute = self._targets[name].partition(":")
+    return getattr(_import(module_name), attribute)
+
+
+def _import(module_name):
+  return importlib.import_module(module_name, package=__package__)
+
+
+PLUGIN_DATASETS = Registry(STOCK_DATASETS, [
+    ("colored_sprites", ".colored_sprites:ColoredSprites"),
+    ("small_colored_sprites", ".colored_sprites:SmallColoredSprites"),
+    ("colored_sprites_holdout_train", ".holdout:HoldoutTrainColoredSprites"),
+    ("colored_sprites_holdout_test", ".holdout:HoldoutTestColoredSprites"),
+    ("object_in_room", ".room:ObjectInRoom"),
+])
 
 
 def import_dataset_modules():
   """Imports every dataset module, registering their gin configurables."""
-  for module_name in sorted({m for m, _ in PLUGIN_DATASETS.values()}):
-    importlib.import_module(module_name)
+  for module_name in PLUGIN_DATASETS.modules():
+    _import(module_name)
 
 
 def is_plugin_name(name):
-  """Returns True if `name` is built by the plugin rather than by dlib."""
+  """Returns True if `name` is built by the plugin rather than by dlib.
+
+  dlib's own `shapes3d` reads an .npz that was never published; with
+  DeepMind's real 3dshapes.h5 present (and no such .npz) the plugin serves
+  that name from its reader.
+  """
   if name in PLUGIN_DATASETS:
     return True
-  return (name == "shapes3d" and not os.path.exists(_data_path(_SHAPES3D_NPZ))
-          and os.path.exists(_data_path(_SHAPES3D_H5)))
+  return (name == "shapes3d" and
+          not os.path.exists(data_dir.path(data_dir.SHAPES3D_NPZ)) and
+          os.path.exists(data_dir.path(data_dir.SHAPES3D_H5)))
 
 
 def get(name):
@@ -60,6 +116,27 @@ def get(name):
   """
   if name == "shapes3d":
     from sbd_plugin.datasets import room  # pylint: disable=g-import-not-at-top
-    return room.RealShapes3D(_data_path(_SHAPES3D_H5))
-  module_name, class_name = PLUGIN_DATASETS[name]
-  return getattr(importlib.import_module(module_name), class_name)()
+    return room.RealShapes3D(data_dir.path(data_dir.SHAPES3D_H5))
+  return PLUGIN_DATASETS.load(name)()
+
+
+def build(name, stock_fn):
+  """Builds the dataset `name`, the plugin's or (by `stock_fn`) dlib's.
+
+  Args:
+    name: String, the value of dlib's `dataset.name`.
+    stock_fn: dlib's own function from a stock name to its dataset.
+
+  Returns:
+    A dlib GroundTruthData instance.
+
+  Raises:
+    ValueError: listing the valid names, for a name neither side knows.
+  """
+  if is_plugin_name(name):
+    return get(name)
+  if name in STOCK_DATASETS:
+    return stock_fn(name)
+  valid = sorted(set(STOCK_DATASETS) | set(PLUGIN_DATASETS))
+  raise ValueError("Unknown dataset name %r. Set `dataset.name` to one of: %s."
+                   % (name, ", ".join(valid)))

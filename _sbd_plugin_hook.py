@@ -1,4 +1,4 @@
-"""Activates sbd_plugin's compatibility layer when disentanglement_lib loads.
+"""Activates sbd_plugin (`sbd_plugin.dlib_bridge`) when disentanglement_lib loads.
 
 Installed as `sbd_plugin.pth` in site-packages, so this module runs at every
 interpreter start-up. It only adds a light import finder: nothing is imported
@@ -27,8 +27,8 @@ class _ActivatingLoader(importlib.abc.Loader):
     module.__loader__ = self._loader
     module.__spec__.loader = self._loader
     self._loader.exec_module(module)
-    import sbd_plugin.compat  # pylint: disable=g-import-not-at-top
-    sbd_plugin.compat.activate()
+    import sbd_plugin.dlib_bridge  # pylint: disable=g-import-not-at-top
+    sbd_plugin.dlib_bridge.activate()
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -37,6 +37,6 @@ LOG="$VENV/.sbd_plugin_install.log"
 "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT" >"$LOG" 2>&1 \
   || { cat "$LOG" >&2; exit 1; }
 # The hook must activate the plugin on a bare `import disentanglement_lib`.
-(cd / && "$VENV/bin/python" -c "import sys, disentanglement_lib; assert 'sbd_plugin.compat' in sys.modules") \
+(cd / && "$VENV/bin/python" -c "import sys, disentanglement_lib; assert 'sbd_plugin.dlib_bridge' in sys.modules") \
   || { echo "[bootstrap] the activation hook sbd_plugin.pth was not installed" >&2; exit 1; }
 echo "$STAMP" > "$STAMP_FILE"

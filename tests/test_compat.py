@@ -1,4 +1,4 @@
-"""The compatibility layer: activation, dlib fixes, dataset names, versions."""
+"""sbd_plugin.dlib_bridge: activation, dlib fixes, dataset names, versions."""
 import os
 import re
 import sys
@@ -10,8 +10,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import sbd_plugin
-from sbd_plugin import compat
+from sbd_plugin import dlib_bridge
 from sbd_plugin import versions
+from sbd_plugin.datasets import registry
 from disentanglement_lib.data.ground_truth import dummy_data
 from disentanglement_lib.data.ground_truth import named_data
 from disentanglement_lib.visualize import visualize_util
@@ -31,9 +32,10 @@ def test_hook_does_not_import_tensorflow_into_unrelated_processes():
 
 
 def test_importing_dlib_activates_every_fix_in_a_fresh_process():
-  out = _python("import disentanglement_lib.methods.unsupervised.train; "
-                "import sbd_plugin.compat as c; print(','.join(c._ACTIVE))")
-  assert out.stdout.strip().split(",") == [f.name for f in compat.FIXES]
+  out = _python("import sys, disentanglement_lib.methods.unsupervised.train; "
+                "b = sys.modules['sbd_plugin.dlib_bridge']; "
+                "print(','.join(b._ACTIVE))")
+  assert out.stdout.strip().split(",") == [f.name for f in dlib_bridge.FIXES]
 
 
 def test_without_the_hook_stock_dlib_fails_on_this_stack():
@@ -45,7 +47,7 @@ def test_without_the_hook_stock_dlib_fails_on_this_stack():
 
 
 def test_every_fix_names_the_dlib_file_and_reason():
-  for fix in compat.FIXES:
+  for fix in dlib_bridge.FIXES:
     assert fix.dlib_files and len(fix.why) > 20, fix.name
 
 
@@ -62,6 +64,18 @@ def test_unknown_dataset_name_lists_valid_names():
   for name in ("dsprites_full", "dummy_data", "colored_sprites",
                "object_in_room", "small_colored_sprites"):
     assert name in message
+
+
+def test_dataset_table_refuses_taken_names_and_imports_on_use():
+  entries = [("a", "json:dumps")]
+  assert registry.Registry(["b"], entries).load("a").__name__ == "dumps"
+  for taken, entries in ((["b"], entries + [("a", "json:loads")]),
+                         (["a"], entries)):
+    with pytest.raises(ValueError, match="registered twice"):
+      registry.Registry(taken, entries)
+  with pytest.raises(ValueError, match="module:attribute"):
+    registry.Registry([], [("c", "json.dumps")])
+  assert not set(registry.PLUGIN_DATASETS) & set(registry.STOCK_DATASETS)
 
 
 def test_stock_dataset_names_still_resolve_and_are_recorded():

@@ -1,0 +1,42 @@
+"""The one place where sbd_plugin touches disentanglement_lib's internals.
+
+`stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `plugin_hooks` hooks
+the plugin's datasets, input pipeline and gin configurables into dlib. Both
+patch dlib from outside (its installed files are never edited), one function
+per fix, each naming the dlib file it fixes and why.
+
+`activate()` is the only entry point. It runs right after the
+`disentanglement_lib` package is imported (see `_sbd_plugin_hook.py`, installed
+as a `.pth` file), before any dlib submodule loads, so the stock `dlib_*`
+scripts pick the fixes up too; `import sbd_plugin` calls it as well.
+"""
+import logging
+
+from sbd_plugin import versions
+from sbd_plugin.dlib_bridge import plugin_hooks
+from sbd_plugin.dlib_bridge import stack_fixes
+
+# Every fix, in the order `activate` applies them.
+FIXES = stack_fixes.FIXES + plugin_hooks.HOOKS
+
+_ACTIVE = []
+
+
+def activate():
+  """Checks the stack, then applies every fix in FIXES once per process.
+
+  Returns:
+    List of the names of the applied fixes.
+
+  Raises:
+    ImportError: if the installed stack cannot run dlib (see
+      `versions.check_stack`).
+  """
+  if not _ACTIVE:
+    for warning in versions.check_stack():
+      logging.warning("sbd_plugin: %s", warning)
+    for fix in FIXES:
+      fix.apply()
+      _ACTIVE.append(fix.name)
+    logging.debug("sbd_plugin dlib_bridge fixes active: %s", _ACTIVE)
+  return list(_ACTIVE)

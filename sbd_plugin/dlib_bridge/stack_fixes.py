@@ -1,0 +1,159 @@
+"""What adapts disentanglement_lib 1.5 to Python 3.11 / TensorFlow 2.15.
+
+dlib's installed files are never edited: each fix below is one function that
+patches a module attribute or installs a shim from outside, and one line of
+`FIXES` naming the dlib files it fixes and why. To add a fix, write its
+function and add its line; to drop one (say a dlib release makes it
+unnecessary), delete its line.
+
+dlib modules are imported inside the fixes, never at the top of this file:
+some of them only import once the earlier fixes are in place.
+"""
+import collections
+import functools
+import sys
+import types
+
+import gin
+import numpy as np
+
+FixInfo = collections.namedtuple("FixInfo", ["name", "dlib_files", "why",
+                                             "apply"])
+
+
+# --- tf.contrib is gone ----------------------------------------------------
+
+
+def _assign_from_checkpoint_fn(model_path, var_list, ignore_missing_vars=False,
+                               reshape_variables=False):
+  """TF 2.x version of tf.contrib.framework.assign_from_checkpoint_fn.
+
+  Args:
+    model_path: Checkpoint path to restore from.
+    var_list: Dict from checkpoint names to variables, or list of variables.
+    ignore_missing_vars: Skip variables that are not in the checkpoint.
+    reshape_variables: Allow restoring tensors of a different shape.
+
+  Returns:
+    A callable taking a session that restores the variables into it.
+  """
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  if ignore_missing_vars:
+    reader = tf.train.NewCheckpointReader(model_path)
+    if isinstance(var_list, dict):
+      var_list = {k: v for k, v in var_list.items() if reader.has_tensor(k)}
+    else:
+      var_list = [v for v in var_list if reader.has_tensor(v.op.name)]
+  saver = tf.train.Saver(var_list, reshape=reshape_variables)
+
+  def callback(session):
+    saver.restore(session, model_path)
+
+  return callback
+
+
+def _install_tf_contrib_shim():
+  """Provides the parts of tf.contrib dlib imports (tpu, framework)."""
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  contrib = types.ModuleType("tensorflow.contrib")
+  contrib.__doc__ = "sbd_plugin shim for the parts of tf.contrib dlib uses."
+  tpu = types.ModuleType("tensorflow.contrib.tpu")
+  for name in ("RunConfig", "TPUConfig", "TPUEstimator", "TPUEstimatorSpec"):
+    setattr(tpu, name, getattr(tf.estimator.tpu, name))
+  framework = types.ModuleType("tensorflow.contrib.framework")
+  framework.assign_from_checkpoint_fn = _assign_from_checkpoint_fn
+  contrib.tpu, contrib.framework = tpu, framework
+  sys.modules.update({"tensorflow.contrib": contrib,
+                      "tensorflow.contrib.tpu": tpu,
+                      "tensorflow.contrib.framework": framework})
+
+
+# --- TF1 graph mode ----------------------------------------------------------
+
+
+def _install_graph_mode():
+  """dlib 1.5 is TF1 code: sessions, placeholders, tf.train optimizers.
+
+  TF 2.x executes eagerly by default; dlib's trainer builds its own graphs
+  through the Estimator and is unaffected, but its library functions and
+  shipped tests expect TF1's graph mode.
+  """
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  tf.disable_eager_execution()
+
+
+# --- gin renamed whitelist/blacklist -----------------------------------------
+
+
+def _translate_gin_keywords(fn):
+  """Wraps a gin decorator factory to accept the pre-0.5 keyword names."""
+
+  @functools.wraps(fn)  # Also sets __wrapped__: marks gin as patched.
+  def wrapper(*args, **kwargs):
+    if "whitelist" in kwargs:
+      kwargs["allowlist"] = kwargs.pop("whitelist")
+    if "blacklist" in kwargs:
+      kwargs["denylist"] = kwargs.pop("blacklist")
+    return fn(*args, **kwargs)
+
+  return wrapper
+
+
+def _install_gin_keyword_shim():
+  """Lets gin 0.5's decorators take dlib's whitelist/blacklist keywords."""
+  for name in ("configurable", "external_configurable"):
+    original = getattr(gin, name)
+    if not hasattr(original, "__wrapped__"):
+      patched = _translate_gin_keywords(original)
+      setattr(gin, name, patched)
+      setattr(gin.config, name, patched)
+
+
+# --- dlib_visualize_model's GIFs ---------------------------------------------
+
+
+def _to_uint8_frames(images):
+  return [np.asarray(np.clip(np.asarray(i) * 255.0 + 0.5, 0, 255), np.uint8)
+          if np.asarray(i).dtype != np.uint8 else np.asarray(i)
+          for i in images]
+
+
+def _install_save_animation_fix():
+  """imageio>=2.28 with Pillow rejects float frames; dlib passes floats."""
+  import imageio  # pylint: disable=g-import-not-at-top
+  from disentanglement_lib.visualize import visualize_util  # pylint: disable=g-import-not-at-top
+
+  def save_animation(list_of_animated_images, image_path, fps):
+    full_size_images = []
+    for single_images in zip(*list_of_animated_images):
+      full_size_images.append(visualize_util.pad_around(
+          visualize_util.add_below(
+              visualize_util.padded_grid(list(single_images)))))
+    # GIF wants a frame duration in ms; `fps` was removed from imageio's v3
+    # Pillow plugin. loop=0 keeps dlib's looping animations.
+    imageio.mimwrite(image_path, _to_uint8_frames(full_size_images),
+                     duration=1000.0 / fps, loop=0)
+
+  save_animation.sbd_plugin_fix = True
+  visualize_util.save_animation = save_animation
+
+
+# Applied in this order, before the plugin hooks (see `dlib_bridge.activate`).
+FIXES = (
+    FixInfo("tf_contrib", ["methods/unsupervised/train.py",
+                           "methods/unsupervised/vae.py",
+                           "utils/convolute_hub.py",
+                           "evaluation/abstract_reasoning/*.py"],
+            "tf.contrib was removed in TF 2.0; TPUEstimator & co. live in "
+            "tf.compat.v1.estimator.tpu", _install_tf_contrib_shim),
+    FixInfo("graph_mode", ["every module using tf.Session / tf.placeholder",
+                           "and the shipped *_test.py modules"],
+            "TF 2.x runs eagerly by default; dlib 1.5 is TF1 graph-mode code",
+            _install_graph_mode),
+    FixInfo("gin_keywords", ["67 @gin.configurable(..., whitelist/blacklist)"],
+            "gin-config 0.5 only accepts allowlist/denylist; 0.4 does not "
+            "import on Python >= 3.10", _install_gin_keyword_shim),
+    FixInfo("save_animation", ["visualize/visualize_util.py"],
+            "current imageio/Pillow reject float frames and the fps keyword",
+            _install_save_animation_fix),
+)

@@ -17,6 +17,8 @@ import time
 
 import disentanglement_lib
 
+from evaluation import markdown
+
 _SUMMARY = re.compile(r"^Ran (\d+) tests? in ([\d.]+)s", re.M)
 _STATUS = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$", re.M)
 
@@ -90,18 +92,19 @@ def run_module(module, timeout):
 
 def to_markdown(results):
   """Formats the results as a Markdown table plus a list of failures."""
-  lines = ["| module | tests | failed | errors | skipped | status | s |",
-           "|---|---|---|---|---|---|---|"]
+  rows = []
   totals = dict(ran=0, failures=0, errors=0, skipped=0)
   for module, r in results:
-    lines.append("| `%s` | %d | %d | %d | %d | %s | %.0f |" % (
-        module.replace("disentanglement_lib.", ""), r["ran"], r["failures"],
-        r["errors"], r["skipped"], r["status"], r["seconds"]))
+    rows.append(["`%s`" % module.replace("disentanglement_lib.", ""),
+                 r["ran"], r["failures"], r["errors"], r["skipped"],
+                 r["status"], "%.0f" % r["seconds"]])
     for key in totals:
       totals[key] += r[key]
-  lines.append("| **total (%d modules)** | %d | %d | %d | %d | | |" % (
-      len(results), totals["ran"], totals["failures"], totals["errors"],
-      totals["skipped"]))
+  rows.append(["**total (%d modules)**" % len(results), totals["ran"],
+               totals["failures"], totals["errors"], totals["skipped"], "",
+               ""])
+  lines = markdown.markdown_table(
+      ["module", "tests", "failed", "errors", "skipped", "status", "s"], rows)
   failures = [(m, f) for m, r in results for f in r["failing"]]
   if failures:
     lines += ["", "Failures and errors:", ""]

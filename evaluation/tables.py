@@ -5,10 +5,10 @@ metric; see `REQUIRED_COLUMNS`). `comparison_table` summarises every
 dataset x model x beta x metric cell per decoder (median, interquartile range,
 number of seeds) and compares each decoder with the baseline decoder
 (difference of medians, two-sided Mann-Whitney U test). `write_tables` writes
-the summary as Markdown, CSV and LaTeX.
+the summary as Markdown (evaluation/markdown.py), CSV and LaTeX.
 
-Neither jinja2 nor tabulate is installed, so pandas' `to_latex` and
-`to_markdown` cannot be used: both formats are written by small functions here.
+Neither jinja2 nor tabulate is installed, so pandas' `to_latex` cannot be
+used: the LaTeX table is written by a small function here.
 """
 import math
 import os
@@ -16,6 +16,9 @@ import os
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from evaluation import markdown
+from evaluation import study as study_lib
 
 REQUIRED_COLUMNS = ("dataset", "model", "decoder", "seed", "beta", "metric",
                     "value")
@@ -38,7 +41,7 @@ def _check_columns(df, columns):
                      % (missing, list(df.columns)))
 
 
-def decoder_order(decoders, baseline="deconv"):
+def decoder_order(decoders, baseline=study_lib.BASELINE):
   """Returns the decoders sorted with the baseline first (stable layout).
 
   Args:
@@ -83,7 +86,7 @@ def mann_whitney(values, baseline_values):
   return float(result.pvalue), ""
 
 
-def comparison_table(df, baseline="deconv"):
+def comparison_table(df, baseline=study_lib.BASELINE):
   """Summarises each decoder per dataset, model, beta and metric.
 
   Args:
@@ -139,8 +142,17 @@ def _fmt_p(p):
   return "%.2g" % p
 
 
-def _fmt_beta(beta):
-  return "-" if pd.isna(beta) else "%g" % beta
+def format_beta(beta, missing="-"):
+  """Formats a run's beta (or gamma) for tables and figure labels.
+
+  Args:
+    beta: Float, NaN when the run's value is unknown.
+    missing: Text for an unknown beta (tables "-", figures "unknown").
+
+  Returns:
+    String, e.g. "4" or "0.5".
+  """
+  return missing if pd.isna(beta) else "%g" % beta
 
 
 def format_table(table, digits=3):
@@ -158,7 +170,7 @@ def format_table(table, digits=3):
   out = pd.DataFrame({
       "dataset": table["dataset"].astype(str),
       "model": table["model"].astype(str),
-      "beta": table["beta"].map(_fmt_beta),
+      "beta": table["beta"].map(format_beta),
       "metric": table["metric"].astype(str),
       "decoder": table["decoder"].astype(str),
       "n": table["n"].astype(int).astype(str),
@@ -172,16 +184,6 @@ def format_table(table, digits=3):
       "note": [("" if n == NOTE_BASELINE else n) for n in table["note"]],
   })
   return out
-
-
-def to_markdown(strings):
-  """Renders a DataFrame of strings as a GitHub-flavoured Markdown table."""
-  def line(cells):
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-  lines = [line(list(strings.columns)),
-           "|" + "|".join("---" for _ in strings.columns) + "|"]
-  lines += [line(list(row)) for row in strings.itertuples(index=False)]
-  return "\n".join(lines) + "\n"
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%",
@@ -236,7 +238,7 @@ def write_tables(table, out_prefix):
   strings = format_table(table)
   paths = [out_prefix + ".md", out_prefix + ".csv", out_prefix + ".tex"]
   with open(paths[0], "w") as f:
-    f.write(to_markdown(strings))
+    f.write(markdown.frame_to_markdown(strings))
   # The CSV keeps full precision for later analysis.
   table.to_csv(paths[1], index=False)
   with open(paths[2], "w") as f:

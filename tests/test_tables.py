@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation import markdown
+from evaluation import study as study_lib
 from evaluation import tables
 
 
@@ -134,3 +136,27 @@ def test_write_tables_round_trip(tmp_path):
   assert len(body) == 1 + len(table)
   num_columns = len(tables.format_table(table).columns)
   assert {l.count("&") for l in body} == {num_columns - 1}
+
+
+def test_markdown_is_the_shared_writer(tmp_path):
+  table = tables.comparison_table(
+      _results({"deconv": [1, 2, 3], "broadcast": [4, 5, 6]}))
+  paths = tables.write_tables(table, str(tmp_path / "cmp"))
+  with open(paths[0]) as f:
+    assert f.read() == markdown.frame_to_markdown(tables.format_table(table))
+  assert markdown.markdown_table(["a", "b"], [["x|y", 1]]) == [
+      "| a | b |", "|---|---|", "| x\\|y | 1 |"]
+
+
+def test_baseline_and_beta_formatting():
+  df = _results({"deconv": [1, 2], "broadcast": [3, 4]}, beta=float("nan"))
+  table = tables.comparison_table(df, baseline="broadcast")
+  assert list(table["decoder"]) == ["broadcast", "deconv"]
+  assert set(table["baseline"]) == {"broadcast"}
+  strings = tables.format_table(table)
+  assert list(strings["beta"]) == ["-", "-"]
+  assert "diff vs broadcast" in strings.columns
+  assert tables.format_beta(0.5) == "0.5"
+  assert tables.format_beta(float("nan"), "unknown") == "unknown"
+  # The default baseline is the study file's default.
+  assert tables.comparison_table(df)["decoder"].iloc[0] == study_lib.BASELINE

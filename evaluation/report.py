@@ -1,29 +1,20 @@
 """One Markdown report per study: results table, comparison tables, figures.
 
+Assembles only: results come from evaluation.aggregate, comparison tables
+from evaluation.tables, numbers from trained models from evaluation.analysis
+and the figures from evaluation.figures; paths from evaluation.layout.
 Everything is derived from the study folder, so a report can be rebuilt at any
 time (`sbd_study report`), also for a partly finished or failed study.
 """
 import json
 import os
 
-import gin
-import pandas as pd
-
 from evaluation import aggregate
+from evaluation import analysis
 from evaluation import figures
+from evaluation import layout
 from evaluation import study as study_lib
 from evaluation import tables
-
-
-def load_dataset(name, bindings=()):
-  """Builds a dataset the way dlib's steps do, from its name and bindings."""
-  from disentanglement_lib.data.ground_truth import named_data  # pylint: disable=g-import-not-at-top
-  gin.clear_config()
-  try:
-    gin.parse_config(list(bindings) + ["dataset.name = '%s'" % name])
-    return named_data.get_named_ground_truth_data()
-  finally:
-    gin.clear_config()
 
 
 def _factor_index(data, factor):
@@ -53,27 +44,6 @@ def _bindings_for(study, dataset):
   return ()
 
 
-def heldout_errors(study, frame, seen, heldout, num_samples=512):
-  """Mean reconstruction error per run on seen and held-out data.
-
-  Returns:
-    DataFrame with columns decoder, seed, split, error.
-  """
-  # Only models trained on the seen data have a held-out region to test.
-  runs = frame[frame["dataset"] == seen].drop_duplicates("run_id")
-  data = {split: load_dataset(name, _bindings_for(study, seen))
-          for split, name in (("seen", seen), ("held-out", heldout))}
-  rows = []
-  for run in runs.itertuples():
-    with figures.load_model(run.model_dir) as model:  # Loaded once per run.
-      for split, dataset in data.items():
-        errors = figures.reconstruction_errors(model, dataset, num_samples,
-                                               seed=0)
-        rows.append({"decoder": run.decoder, "seed": run.seed,
-                     "split": split, "error": float(errors.mean())})
-  return pd.DataFrame(rows)
-
-
 def _figure_section(title, path, report_dir, caption):
   rel = os.path.relpath(path, report_dir)
   return ["### %s" % title, "", caption, "", "![%s](%s)" % (title, rel), ""]
@@ -88,16 +58,17 @@ def _versions_line(versions_path):
   return ", ".join("%s %s" % (k, v.get(k)) for k in keys)
 
 
-def _model_figures(hub_model, dataset, model, decoder, study, fig_dir,
-                   output_dir):
+def _model_figures(hub_model, dataset, model, decoder, study, output_dir):
   """Traversal and latent-geometry sections for one trained model."""
   lines = []
   options = study.figures
-  data = load_dataset(dataset, _bindings_for(study, dataset))
+  fig_dir = layout.figures_dir(output_dir)
+  data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
   tag = "%s-%s-%s" % (dataset, model, decoder)
   if options.get("traversals", True):
     path = figures.plot_traversals(
-        hub_model, data, os.path.join(fig_dir, "traversals-%s.png" % tag))
+        analysis.traversal_images(hub_model, data),
+        os.path.join(fig_dir, "traversals-%s.png" % tag))
     lines += _figure_section(
         "Traversals: %s, %s, %s decoder" % (dataset, model, decoder), path,
         output_dir, "Each row sweeps one latent from -2 to +2 around a "
@@ -107,8 +78,8 @@ def _model_figures(hub_model, dataset, model, decoder, study, fig_dir,
   if geometry:
     factor_x, factor_y = [_factor_index(data, f) for f in geometry]
     path = figures.plot_latent_geometry(
-        hub_model, data, os.path.join(fig_dir, "geometry-%s.png" % tag),
-        factor_x, factor_y)
+        analysis.latent_geometry(hub_model, data, factor_x, factor_y),
+        os.path.join(fig_dir, "geometry-%s.png" % tag))
     lines += _figure_section(
         "Latent geometry: %s, %s decoder" % (model, decoder), path,
         output_dir, "A grid of lines in (%s, %s) with the other factors "
@@ -121,6 +92,9 @@ def _model_figures(hub_model, dataset, model, decoder, study, fig_dir,
 def build_report(study, output_dir, outcomes=None):
   """Aggregates results, writes tables and figures and the Markdown report.
 
+  Building the model figures loads datasets with `analysis.load_dataset`,
+  which clears the process-wide gin config.
+
   Args:
     study: evaluation.study.Study.
     output_dir: The study folder.
@@ -131,7 +105,7 @@ def build_report(study, output_dir, outcomes=None):
   """
   frame = aggregate.tidy_results(study, output_dir)
   csv_path, versions_path = aggregate.write_results(frame, output_dir)
-  fig_dir = os.path.join(output_dir, "figures")
+  fig_dir = layout.figures_dir(output_dir)
   os.makedirs(fig_dir, exist_ok=True)
   lines = ["# Study `%s`" % study.name, ""]
   if study.description:
@@ -146,7 +120,9 @@ def build_report(study, output_dir, outcomes=None):
                 os.path.relpath(versions_path, output_dir)), ""]
   lines += ["Stack: " + _versions_line(versions_path) + ".", ""]
   if failed:
-    lines += ["Unfinished or failed runs (see `runs/<id>/error.log`):", ""]
+    error_log = os.path.relpath(layout.error_path(
+        layout.run_dir(output_dir, "<id>")), output_dir)
+    lines += ["Unfinished or failed runs (see `%s`):" % error_log, ""]
     errors = {o.run_id: o.error for o in (outcomes or [])}
     lines += ["- `%s` %s" % (r.run_id, errors.get(r.run_id, ""))
               for r in failed] + [""]
@@ -154,9 +130,8 @@ def build_report(study, output_dir, outcomes=None):
     lines += ["No finished runs yet."]
     return _write(output_dir, lines)
 
-  table = tables.comparison_table(frame)
-  paths = tables.write_tables(table, os.path.join(output_dir, "results",
-                                                  "comparison"))
+  table = tables.comparison_table(frame, study.baseline)
+  paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
   lines += ["## Spatial Broadcast vs baseline", "",
             "Per dataset, model and metric: median [interquartile range] over "
             "seeds per decoder, the difference of medians against the "
@@ -171,37 +146,39 @@ def build_report(study, output_dir, outcomes=None):
 
   lines += ["## Figures", ""]
   path = figures.plot_metric_distributions(
-      frame, os.path.join(fig_dir, "metric_distributions.png"))
+      frame, os.path.join(fig_dir, "metric_distributions.png"),
+      study.baseline, study.metrics)
   lines += _figure_section("Metric distributions", path, output_dir,
                            "Each point is one seed; the bar marks the median.")
   path = figures.plot_rate_distortion(
-      frame, os.path.join(fig_dir, "rate_distortion.png"))
+      frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "
       "run, lines through the per-beta medians.")
-  options = study.figures
   for dataset, model, decoder, model_dir in _first_models(frame):
-    with figures.load_model(model_dir) as hub_model:  # Loaded once per model.
+    with analysis.load_model(model_dir) as hub_model:  # Loaded once per model.
       lines += _model_figures(hub_model, dataset, model, decoder, study,
-                              fig_dir, output_dir)
-  heldout = options.get("heldout")
+                              output_dir)
+  heldout = study.figures.get("heldout")
   if heldout:
-    errors = heldout_errors(study, frame, heldout[0], heldout[1])
-    errors.to_csv(os.path.join(output_dir, "results", "heldout_errors.csv"),
-                  index=False)
+    seen, unseen = heldout
+    errors = analysis.heldout_errors(frame, seen, unseen,
+                                     _bindings_for(study, seen))
+    errors.to_csv(layout.heldout_errors_csv(output_dir), index=False)
     path = figures.plot_heldout_generalisation(
-        errors, os.path.join(fig_dir, "heldout_generalisation.png"))
+        errors, os.path.join(fig_dir, "heldout_generalisation.png"),
+        study.baseline)
     lines += _figure_section(
         "Generalisation to the held-out region", path, output_dir,
         "Mean reconstruction error on samples from the training region "
-        "(`%s`) and from the held-out region (`%s`), per run." % tuple(
-            heldout))
+        "(`%s`) and from the held-out region (`%s`), per run." % (seen,
+                                                                  unseen))
   return _write(output_dir, lines)
 
 
 def _write(output_dir, lines):
-  path = os.path.join(output_dir, "report.md")
+  path = layout.report_path(output_dir)
   with open(path, "w") as f:
     f.write("\n".join(lines).rstrip() + "\n")
   return path

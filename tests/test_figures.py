@@ -1,10 +1,9 @@
-"""Tests of evaluation/figures.py.
+"""Tests of evaluation/figures.py: figures drawn from given numbers.
 
-The model figures run on a tiny model trained by dlib's own trainer (5 steps
-on dlib's dummy_data) and, for the logic that a 5-step model cannot show, on
-fake models whose encoder and decoder are known in closed form.
+The DataFrame figures are checked on synthetic study results, the model
+figures on synthetic Traversals / Geometry tuples (their computation from a
+model is tested in tests/test_analysis.py).
 """
-import json
 import os
 
 import numpy as np
@@ -12,25 +11,9 @@ import pandas as pd
 from PIL import Image
 import pytest
 
-import sbd_plugin  # pylint: disable=unused-import
-from disentanglement_lib.data.ground_truth import dummy_data
+from evaluation import analysis
 from evaluation import figures
-from tests.conftest import run_tool
-
-NUM_LATENT = 10
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-  """A broadcast VAE trained 5 steps on dummy_data by dlib_train."""
-  model_dir = str(tmp_path_factory.mktemp("tiny") / "m")
-  run_tool(["dlib_train", "--model_dir=" + model_dir,
-            "--gin_config", "gin_configs/broadcast_vae.gin",
-            "--gin_bindings", "dataset.name='dummy_data'",
-            "--gin_bindings", "model.training_steps=5",
-            "--gin_bindings", "model.eval_steps=1",
-            "--gin_bindings", "model.batch_size=8"], timeout=300)
-  return model_dir
+from evaluation import study as study_lib
 
 
 def _png_size(path):
@@ -63,6 +46,12 @@ def _results(betas=(1.0,), decoders=("broadcast", "deconv"), seeds=4,
   return pd.DataFrame(rows)
 
 
+def _medians(ax):
+  """y of each median bar (the visible lines of the seaborn box plot)."""
+  return sorted(line.get_ydata()[0] for line in ax.lines
+                if line.get_visible())
+
+
 def test_decoder_colours_are_stable():
   colours = figures.decoder_colours(["deconv", "broadcast", "x", "y"])
   assert colours["broadcast"] == "tab:blue"
@@ -82,18 +71,37 @@ def test_metric_distributions(tmp_path):
       "MIG", "FactorVAE score", "DCI disentanglement"]
   # Row 0 is factor_vae at beta 1: the median bars sit at the medians.
   first = axes[0]
-  medians = sorted(seg[0][1] for coll in first.collections
-                   if hasattr(coll, "get_segments")
-                   for seg in coll.get_segments())
   sel = df[(df.model == "factor_vae") & (df.beta == 1.0) & (df.metric == "mig")]
   expected = sorted(sel.groupby("decoder")["value"].median())
-  np.testing.assert_allclose(medians, expected)
+  np.testing.assert_allclose(_medians(first), expected)
+  # One point per seed, at the seeds' values.
+  points = first.collections[0].get_offsets()
+  np.testing.assert_allclose(sorted(points[:, 1]), sorted(sel["value"]))
   assert [t.get_text() for t in first.get_xticklabels()] == [
       "deconv\n(n=4)", "broadcast\n(n=4)"]
   assert "β=1" in first.get_ylabel()
+  assert axes[1].get_ylabel() == "" and first.get_xlabel() == ""
   path = figures.plot_metric_distributions(df, str(tmp_path / "a" / "d.png"))
   width, height = _png_size(path)
   assert height > width  # four rows of three panels
+
+
+def test_metric_distributions_take_order_baseline_and_missing_values():
+  df = _results(models=("vae",), betas=(1.0, 2.0, 3.0))
+  df.loc[df.beta == 3.0, "beta"] = np.nan
+  # broadcast has no dci values: its column still shows, with n=0.
+  df = df[~((df.decoder == "broadcast") & (df.metric == "dci"))]
+  fig = figures.metric_distributions_figure(
+      df, baseline="broadcast", metrics=("dci", "mig"))
+  # Listed metrics first in the given order, the others alphabetically.
+  assert [ax.get_title() for ax in fig.axes[:3]] == [
+      "DCI disentanglement", "MIG", "FactorVAE score"]
+  assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
+      "broadcast\n(n=0)", "deconv\n(n=4)"]
+  # Rows: beta 1, beta 2, then the runs whose beta is unknown.
+  assert "β=unknown" in fig.axes[6].get_ylabel()
+  assert study_lib.METRICS[0] == "mig"  # the default order
+  assert figures.metric_distributions_figure(df).axes[0].get_title() == "MIG"
 
 
 def test_rate_distortion_beta_sweep_and_single_beta(tmp_path):
@@ -130,239 +138,105 @@ def test_rate_distortion_without_mig(tmp_path):
   figures.plot_rate_distortion(df, str(tmp_path / "rd.png"))
 
 
+def _errors():
+  return pd.DataFrame([dict(decoder=d, seed=s, split=split, error=e + s ** 2)
+                       for d, base in (("broadcast", 10.0), ("deconv", 20.0))
+                       for split, e in (("seen", base), ("held-out", base + 5))
+                       for s in range(3)])
+
+
 def test_heldout_generalisation(tmp_path):
-  rows = [dict(decoder=d, seed=s, split=split, error=e + s ** 2)
-          for d, base in (("broadcast", 10.0), ("deconv", 20.0))
-          for split, e in (("seen", base), ("held-out", base + 5))
-          for s in range(3)]
-  fig = figures.heldout_generalisation_figure(pd.DataFrame(rows))
+  fig = figures.heldout_generalisation_figure(_errors())
   ax = fig.axes[0]
-  heights = [p.get_height() for p in ax.patches]
+  bars = sorted(ax.patches, key=lambda p: p.get_x())
   # deconv first (baseline), seen before held-out; medians over seeds 0..2.
-  assert heights == [21.0, 26.0, 11.0, 16.0]
+  assert [p.get_height() for p in bars] == [21.0, 26.0, 11.0, 16.0]
+  # Each bar 0.9 of its slot in the 0.8 wide group, centred on the slot.
+  np.testing.assert_allclose([p.get_x() + p.get_width() / 2 for p in bars],
+                             [-0.2, 0.2, 0.8, 1.2])
+  np.testing.assert_allclose([p.get_width() for p in bars], [0.36] * 4)
+  # One point per run and split, jittered within its bar.
+  points = ax.collections[0].get_offsets()
+  assert len(points) == 12
+  for bar in bars:
+    inside = points[np.abs(points[:, 0] - bar.get_x() - 0.18) < 0.18]
+    assert np.median(inside[:, 1]) == bar.get_height()
   assert [l.get_text() for l in ax.get_legend().get_texts()] == [
       "seen", "held-out", "one seed"]
-  _png_size(figures.plot_heldout_generalisation(pd.DataFrame(rows),
+  assert [t.get_text() for t in ax.get_xticklabels()] == [
+      "deconv", "broadcast"]
+  _png_size(figures.plot_heldout_generalisation(_errors(),
                                                 str(tmp_path / "h.png")))
 
 
-# --- Pure helpers -----------------------------------------------------------
+def test_heldout_generalisation_baseline_and_missing_errors():
+  errors = _errors()
+  errors.loc[(errors.decoder == "broadcast") & (errors.split == "seen"),
+             "error"] = np.nan
+  fig = figures.heldout_generalisation_figure(errors, baseline="broadcast")
+  ax = fig.axes[0]
+  assert [t.get_text() for t in ax.get_xticklabels()] == [
+      "broadcast", "deconv"]
+  assert sorted(p.get_height() for p in ax.patches) == [16.0, 21.0, 26.0]
+  assert [l.get_text() for l in ax.get_legend().get_texts()] == [
+      "seen", "held-out", "one seed"]
 
 
-def test_latent_order():
-  variances = np.array([0.9, 0.05, 1.0, 0.3, 0.8, 0.3])
-  np.testing.assert_array_equal(figures.latent_order(variances), [1, 3, 5, 4])
-  np.testing.assert_array_equal(
-      figures.latent_order(variances, max_latents=2), [1, 3])
-  np.testing.assert_array_equal(
-      figures.latent_order(variances, max_variance=0.5), [1, 3, 5])
-  # All non-coding: keep the most informative one.
-  np.testing.assert_array_equal(
-      figures.latent_order([0.99, 0.95, 1.01]), [1])
+# --- Model figures from synthetic tuples ---------------------------------------
 
 
-def test_grid_of_lines_layout():
-  np.testing.assert_array_equal(figures.evenly_spaced_indices(5, 31),
-                                [0, 1, 2, 3, 4])
-  np.testing.assert_array_equal(figures.evenly_spaced_indices(32, 6),
-                                [0, 6, 12, 19, 25, 31])
-  np.testing.assert_array_equal(figures.evenly_spaced_indices(1, 6), [0])
-  idx = figures.evenly_spaced_indices(32, 31)
-  assert len(np.unique(idx)) == 31 and idx[0] == 0 and idx[-1] == 31
-
-  lines = figures.grid_of_lines(32, 32, num_lines=6, points_per_line=31)
-  assert [l.along for l in lines] == ["x"] * 6 + ["y"] * 6
-  for line in lines:
-    assert line.points.shape == (31, 2)
-    fixed, moving = (1, 0) if line.along == "x" else (0, 1)
-    assert np.all(line.points[:, fixed] == line.level)
-    assert np.all(np.diff(line.points[:, moving]) > 0)
-  assert [l.level for l in lines[:6]] == [0, 6, 12, 19, 25, 31]
-
-  # Clipped to the factors' numbers of values.
-  small = figures.grid_of_lines(5, 3, num_lines=6, points_per_line=31)
-  assert [(l.along, len(l.points)) for l in small] == (
-      [("x", 5)] * 3 + [("y", 3)] * 5)
+def _traversals(rows, channels=3, seed=0):
+  rs = np.random.RandomState(seed)
+  return analysis.Traversals(
+      rs.uniform(size=(64, 64, channels)), rs.uniform(size=(64, 64, channels)),
+      rs.uniform(size=(rows, 5, 64, 64, channels)), np.arange(rows)[::-1],
+      np.linspace(0.1, 0.8, rows), np.linspace(-2, 2, 5))
 
 
-def test_bernoulli_errors_match_tensorflow():
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-  rs = np.random.RandomState(0)
-  images = rs.uniform(size=(4, 8, 8, 3))
-  logits = rs.normal(0, 30, size=(4, 8, 8, 3))  # large: tests stability
-  # The same ops as dlib's bernoulli_loss (graph mode: dlib disables eager).
-  with tf.Graph().as_default(), tf.Session() as sess:
-    expected = sess.run(tf.reduce_sum(tf.reshape(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits),
-        [4, -1]), axis=1))
-  np.testing.assert_allclose(figures.bernoulli_errors(images, logits),
-                             expected, rtol=1e-10)
-  zeros = figures.bernoulli_errors(np.ones((2, 5)), np.zeros((2, 5)))
-  np.testing.assert_allclose(zeros, 5 * np.log(2))
-
-
-# --- Fake models: the traversal and geometry logic in closed form -----------
-
-
-class _CodeModel(object):
-  """Encoder: fixed variances, mean = f(image); decoder: shows the code."""
-  activation = "logits"
-
-  def __init__(self, variances, encode_mean):
-    self.variances = np.asarray(variances, float)
-    self.encode_mean = encode_mean
-
-  def encode(self, images):
-    mean = self.encode_mean(images)
-    return mean, np.log(np.tile(self.variances, (len(images), 1)))
-
-  def decode(self, latents):
-    return np.asarray(latents)[:, None, :, None]  # [N, 1, K, 1]
-
-  decode_logits = decode
-
-
-def test_traversal_images_sweep_one_latent_at_a_time():
-  variances = np.array([1.0, 0.1, 0.95, 0.02, 0.5])
-  model = _CodeModel(variances, lambda x: x.reshape(len(x), -1)[:, :5] + 3.0)
-  data = dummy_data.DummyData()
-  t = figures.traversal_images(model, data, num_values=5, seed=3)
-  np.testing.assert_array_equal(t.latents, [3, 1, 4])
-  np.testing.assert_allclose(t.values, [-2, -1, 0, 1, 2])
-  codes = t.images[:, :, 0, :, 0]  # [rows, values, latents]
-  seed_mean = t.seed_image.reshape(-1)[:5] + 3.0
-  for row, latent in enumerate(t.latents):
-    np.testing.assert_allclose(codes[row, :, latent], t.values)
-    others = np.delete(codes[row], latent, axis=1)
-    np.testing.assert_allclose(others, np.tile(np.delete(seed_mean, latent),
-                                               (5, 1)))
-  # The seed image is the first of the sampled batch for this seed.
-  batch = data.sample_observations(64, np.random.RandomState(3))
-  np.testing.assert_array_equal(t.seed_image, batch[0])
-
-
-class _FactorData(dummy_data.DummyData):
-  """dummy_data whose images carry their factors in the first pixels."""
-
-  def sample_observations_from_factors(self, factors, random_state):
-    images = np.zeros((len(factors), 64, 64, 1))
-    images[:, 0, :self.num_factors, 0] = factors
-    return images
-
-
-def test_latent_geometry_picks_and_orients_the_coding_latents():
-  # Latent 2 encodes factor 4 and latent 7 encodes factor 1 (affinely);
-  # asked for (factor_x=1, factor_y=4), the x axis must show latent 7.
-  variances = np.full(NUM_LATENT, 1.0)
-  variances[[2, 7]] = [0.01, 0.02]
-
-  def encode_mean(images):
-    factors = images[:, 0, :10, 0]
-    mean = np.zeros((len(images), NUM_LATENT))
-    mean[:, 2] = 0.5 * factors[:, 4] - 1.0
-    mean[:, 7] = -2.0 * factors[:, 1] + 3.0
-    return mean
-
-  model = _CodeModel(variances, encode_mean)
-  data = _FactorData()
-  g = figures.latent_geometry(model, data, factor_x=1, factor_y=4,
-                              num_lines=3, points_per_line=31, seed=0)
-  np.testing.assert_array_equal(g.latents, [7, 2])
-  assert [(l.along, len(l.points)) for l in g.lines] == (
-      [("x", 5)] * 3 + [("y", 5)] * 3)
-  for line, latent in zip(g.lines, g.latent_points):
-    np.testing.assert_allclose(latent[:, 0], -2.0 * line.points[:, 0] + 3.0)
-    np.testing.assert_allclose(latent[:, 1], 0.5 * line.points[:, 1] - 1.0)
-  fig = figures.latent_geometry_figure(g, data)
-  assert len(fig.axes) == 2
-  assert fig.axes[1].get_xlabel().startswith("z7 ")
-  with pytest.raises(ValueError):
-    figures.latent_geometry(model, data, 1, 1)
-
-
-def test_latent_geometry_holds_other_factors():
-  seen = []
-
-  class Recording(_FactorData):
-
-    def sample_observations_from_factors(self, factors, random_state):
-      seen.append(np.array(factors))
-      return super().sample_observations_from_factors(factors, random_state)
-
-  model = _CodeModel(np.linspace(0.1, 1, NUM_LATENT),
-                     lambda x: x[:, 0, :10, 0])
-  g = figures.latent_geometry(model, Recording(), 0, 3, num_lines=2,
-                              points_per_line=4)
-  factors = seen[0]
-  others = np.delete(factors, [0, 3], axis=1)
-  assert np.all(others == np.delete(g.base_factors, [0, 3]))
-  assert len(factors) == 2 * 4 + 2 * 4
-
-
-# --- The tiny trained model --------------------------------------------------
-
-
-def test_load_model(tiny_model):
-  data = dummy_data.DummyData()
-  images = data.sample_observations(70, np.random.RandomState(0))
-  with figures.load_model(tiny_model) as model:
-    assert model.num_latent == NUM_LATENT
-    assert model.observation_shape == [64, 64, 1]
-    assert model.activation == "logits"
-    mean, logvar = model.encode(images)  # 70 > batch size 64: two batches
-    assert mean.shape == logvar.shape == (70, NUM_LATENT)
-    again, _ = model.encode(images[:3])
-    np.testing.assert_allclose(again, mean[:3], rtol=1e-5, atol=1e-6)
-    decoded = model.decode(mean)
-    assert decoded.shape == (70, 64, 64, 1)
-    assert decoded.min() >= 0 and decoded.max() <= 1
-
-
-def test_reconstruction_errors(tiny_model):
-  data = dummy_data.DummyData()
-  errors = figures.reconstruction_errors(tiny_model, data, 20, seed=1)
-  assert errors.shape == (20,) and np.all(np.isfinite(errors))
-  np.testing.assert_allclose(
-      errors, figures.reconstruction_errors(tiny_model, data, 20, seed=1))
-  # Same scale as the reconstruction loss dlib reports for the model
-  # (which decodes a sampled latent): within a few percent.
-  with open(os.path.join(tiny_model, "results", "json",
-                         "train_results.json")) as f:
-    reported = json.load(f)["reconstruction_loss"]
-  assert abs(errors.mean() - reported) / reported < 0.05
-
-
-def test_plot_traversals_on_tiny_model(tiny_model, tmp_path):
-  data = dummy_data.DummyData()
-  with figures.load_model(tiny_model) as model:
-    t = figures.traversal_images(model, data, num_values=7, seed=0)
-    assert t.images.shape[1:] == (7, 64, 64, 1)
-    assert len(t.mean_variances) == NUM_LATENT
-    np.testing.assert_array_equal(t.latents,
-                                  figures.latent_order(t.mean_variances))
-    path = figures.plot_traversals(model, data, str(tmp_path / "t.png"),
-                                   num_values=5, max_latents=1)
+def test_traversals_figure(tmp_path):
+  one = _traversals(1, channels=1)
+  fig = figures.traversals_figure(one)
+  grid = fig.axes[-1].images[0].get_array()
+  # 1 row x 5 columns of 64 px images, 2 px of white padding between.
+  assert grid.shape == (64, 5 * 64 + 4 * 2)
+  np.testing.assert_allclose(grid[:, 64:66], 1.0)
+  np.testing.assert_allclose(grid[:, 66:130], one.images[0, 1, ..., 0])
+  path = figures.plot_traversals(one, str(tmp_path / "t.png"))
   width, height = _png_size(path)
   assert 400 < width < 2000 and 150 < height < 2000
   # Rows grow the figure: 8 latents need a taller image than 1.
-  rs = np.random.RandomState(0)
-  many = figures.Traversals(rs.uniform(size=(64, 64, 3)),
-                            rs.uniform(size=(64, 64, 3)),
-                            rs.uniform(size=(8, 5, 64, 64, 3)), np.arange(8),
-                            np.linspace(0.1, 0.8, 8), np.linspace(-2, 2, 5))
-  fig = figures.traversals_figure(many)
-  labels = [l.get_text() for l in fig.axes[-1].get_yticklabels()]
-  assert labels[0] == "z0  (σ²=0.10)" and len(labels) == 8
+  many = figures.traversals_figure(_traversals(8))
+  labels = [l.get_text() for l in many.axes[-1].get_yticklabels()]
+  assert labels[0] == "z7  (σ²=0.80)" and len(labels) == 8
+  assert [l.get_text() for l in many.axes[-1].get_xticklabels()] == [
+      "-2.0", "-1.0", "+0.0", "+1.0", "+2.0"]
   path8 = str(tmp_path / "t8.png")
-  fig.savefig(path8, dpi=figures.DPI)
+  many.savefig(path8, dpi=figures.DPI)
   assert _png_size(path8)[1] > 2 * height
 
 
-def test_plot_latent_geometry_on_tiny_model(tiny_model, tmp_path):
-  data = dummy_data.DummyData()
-  path = figures.plot_latent_geometry(tiny_model, data,
-                                      str(tmp_path / "g.png"), factor_x=0,
-                                      factor_y=1, num_lines=6,
-                                      points_per_line=31)
-  width, height = _png_size(path)
+def test_latent_geometry_figure(tmp_path):
+  lines = analysis.grid_of_lines(8, 5, num_lines=3, points_per_line=4)
+  latent_points = [line.points * 0.5 for line in lines]
+  variances = np.linspace(0.1, 1.0, 6)
+  geometry = analysis.Geometry(lines, latent_points, np.array([4, 1]),
+                               variances, 2, 0, np.zeros(3, int),
+                               ["shape", "scale", "posX"])
+  fig = figures.latent_geometry_figure(geometry)
+  ax_true, ax_latent = fig.axes
+  assert ax_true.get_xlabel() == "factor 2 (posX) index"
+  assert ax_true.get_ylabel() == "factor 0 (shape) index"
+  assert ax_latent.get_xlabel() == "z4 posterior mean (σ²=0.82)"
+  assert ax_latent.get_ylabel() == "z1 posterior mean (σ²=0.28)"
+  # Every line in both panels, in the same colour.
+  assert len(ax_true.lines) == len(ax_latent.lines) == len(lines)
+  for a, b in zip(ax_true.lines, ax_latent.lines):
+    assert a.get_color() is not None
+    np.testing.assert_allclose(a.get_color(), b.get_color())
+  # Without factor names the labels give the indices only.
+  unnamed = figures.latent_geometry_figure(geometry._replace(
+      factor_names=None))
+  assert unnamed.axes[0].get_xlabel() == "factor 2 index"
+  width, height = _png_size(
+      figures.plot_latent_geometry(geometry, str(tmp_path / "g.png")))
   assert width > height > 300

@@ -59,6 +59,27 @@ def test_stream_does_not_depend_on_batch_size_or_threads(batch_size,
   np.testing.assert_array_equal(batches.reshape(-1, 64, 64, 1), expected)
 
 
+@pytest.mark.parametrize("batch_size,skip", [(16, 32), (16, 80), (128, 256),
+                                             (10, 30), (16, 7)])
+def test_skipping_resumes_the_stream_without_a_gap(batch_size, skip):
+  """A resumed run's input (data_set.skip) continues the same stream.
+
+  Covers both whole-batch fast paths, a skip inside a chunk, tf.data's own
+  batching (10) and a skip that is not a whole number of batches.
+  """
+  data = dummy_data.DummyData()
+  n = 3
+  with tf.Graph().as_default():
+    data_set = util.tf_data_set_from_ground_truth_data(data, 4).skip(skip)
+    batch = tf.data.make_one_shot_iterator(
+        data_set.batch(batch_size, drop_remainder=True)).get_next()
+    with tf.Session() as sess:
+      batches = np.stack([sess.run(batch) for _ in range(n)])
+  expected = _stream(data, 4, 2 + (skip + n * batch_size) // 64)
+  np.testing.assert_array_equal(batches.reshape(-1, 64, 64, 1),
+                                expected[skip:skip + n * batch_size])
+
+
 def test_single_observations_follow_the_same_stream():
   data = dummy_data.DummyData()
   with tf.Graph().as_default():

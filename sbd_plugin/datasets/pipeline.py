@@ -113,8 +113,12 @@ def sample_chunks(ground_truth_data, seed, chunk_size, first, count):
 
 
 def _chunks(ground_truth_data, seed, chunk_size, chunks_per_element,
-            parallel_calls):
-  """tf.data.Dataset whose element i is chunks [i * n, (i + 1) * n), n given."""
+            parallel_calls, first_element=0):
+  """tf.data.Dataset whose element i is chunks [i * n, (i + 1) * n), n given.
+
+  The elements start at `first_element`: a resumed run samples none of the
+  chunks it has trained on.
+  """
   rows = chunk_size * chunks_per_element
   shape = [rows] + list(ground_truth_data.observation_shape)
 
@@ -127,7 +131,7 @@ def _chunks(ground_truth_data, seed, chunk_size, chunks_per_element,
     images = tf.numpy_function(sample, [index], tf.float32, stateful=False)
     return tf.ensure_shape(images, shape)
 
-  return tf.data.Dataset.counter().map(
+  return tf.data.Dataset.counter(first_element).map(
       element, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE,
       deterministic=True)
 
@@ -145,18 +149,27 @@ class _ChunkedDataSet(dataset_ops.DatasetV1Adapter):
   """
 
   def __init__(self, ground_truth_data, random_seed, chunk_size,
-               parallel_calls, prefetch_batches):
+               parallel_calls, prefetch_batches, first_observation=0):
     if int(random_seed) < 0:
       raise ValueError("random_seed must be >= 0, got %r." % (random_seed,))
     self._args = (ground_truth_data, random_seed, chunk_size)
     self._parallel_calls = parallel_calls
     self._prefetch_batches = prefetch_batches
-    chunks = self._prefetch(self._chunks(1), prefetch_batches)
-    super(_ChunkedDataSet, self).__init__(chunks.unbatch())
+    self._first = first_observation
+    first_chunk, offset = divmod(first_observation, chunk_size)
+    chunks = self._prefetch(self._chunks(1, first_chunk), prefetch_batches)
+    super(_ChunkedDataSet, self).__init__(chunks.unbatch().skip(offset))
 
-  def _chunks(self, chunks_per_element):
-    return _chunks(*(self._args + (chunks_per_element,
-                                   self._parallel_calls)))
+  def _chunks(self, chunks_per_element, first_element):
+    return _chunks(*(self._args + (chunks_per_element, self._parallel_calls,
+                                   first_element)))
+
+  def skip(self, count, name=None):
+    """The same stream, `count` observations later, without sampling them."""
+    if name is not None or not isinstance(count, int) or count < 0:
+      return super(_ChunkedDataSet, self).skip(count, name)
+    return _ChunkedDataSet(*(self._args + (
+        self._parallel_calls, self._prefetch_batches, self._first + count)))
 
   @staticmethod
   def _prefetch(data_set, count):
@@ -168,17 +181,21 @@ class _ChunkedDataSet(dataset_ops.DatasetV1Adapter):
     fast = (drop_remainder is True and num_parallel_calls is None and
             deterministic is None and name is None and
             isinstance(batch_size, int) and batch_size > 0 and
-            (batch_size % chunk_size == 0 or chunk_size % batch_size == 0))
+            (batch_size % chunk_size == 0 or chunk_size % batch_size == 0) and
+            self._first % batch_size == 0)
     if not fast:
       return super(_ChunkedDataSet, self).batch(
           batch_size, drop_remainder, num_parallel_calls, deterministic, name)
     if batch_size % chunk_size == 0:
-      batches = self._chunks(batch_size // chunk_size)
+      batches = self._chunks(batch_size // chunk_size,
+                             self._first // batch_size)
     else:
+      first_chunk, offset = divmod(self._first, chunk_size)
       shape = [chunk_size // batch_size, batch_size] + list(
           self._args[0].observation_shape)
-      batches = self._chunks(1).map(
-          lambda chunk: tf.reshape(chunk, shape)).unbatch()
+      batches = self._chunks(1, first_chunk).map(
+          lambda chunk: tf.reshape(chunk, shape)).unbatch().skip(
+              offset // batch_size)
     return dataset_ops.DatasetV1Adapter(
         self._prefetch(batches, self._prefetch_batches))
 

@@ -1,9 +1,11 @@
 """The one place where sbd_plugin touches disentanglement_lib's internals.
 
-`stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `plugin_hooks` hooks
-the plugin's datasets, input pipeline and gin configurables into dlib. Both
-patch dlib from outside (its installed files are never edited), one function
-per fix, each naming the dlib file it fixes and why.
+`stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `reproducibility`
+makes the same seed give the same numbers; `safe_loading` keeps dlib's data
+loaders from unpickling; `plugin_hooks` hooks the plugin's datasets, input
+pipeline, gin configurables and resumable training (`resumable_train`) into
+dlib. All patch dlib from outside (its installed files are never edited), one
+function per fix, each naming the dlib file it fixes and why.
 
 `activate()` is the only entry point. It runs right after the
 `disentanglement_lib` package is imported (see `_sbd_plugin_hook.py`, installed
@@ -14,10 +16,13 @@ import logging
 
 from sbd_plugin import versions
 from sbd_plugin.dlib_bridge import plugin_hooks
+from sbd_plugin.dlib_bridge import reproducibility
+from sbd_plugin.dlib_bridge import safe_loading
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Every fix, in the order `activate` applies them.
-FIXES = stack_fixes.FIXES + plugin_hooks.HOOKS
+FIXES = (stack_fixes.FIXES + reproducibility.FIXES + safe_loading.FIXES +
+         plugin_hooks.HOOKS)
 
 _ACTIVE = []
 

@@ -6,6 +6,7 @@ after the stack fixes: dlib's modules only import once those are in place.
 """
 import importlib
 
+from sbd_plugin.dlib_bridge import gin_wrappers
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Modules whose gin configurables dlib configs may name (the dataset modules
@@ -33,18 +34,11 @@ def _install_dataset_dispatch():
 
   Callers look up named_data.get_named_ground_truth_data at call time and gin
   records `dataset.name` in the operative config that postprocess/evaluate read
-  back for "auto", so the gin wrapper must stay. We swap the function it wraps
-  (a closure cell of gin 0.5's `_make_gin_wrapper`).
+  back for "auto", so the gin wrapper must stay: we swap the function inside.
   """
   from disentanglement_lib.data.ground_truth import named_data  # pylint: disable=g-import-not-at-top
-  wrapper = named_data.get_named_ground_truth_data
-  cell = dict(zip(wrapper.__code__.co_freevars, wrapper.__closure__))["fn"]
-  if getattr(cell.cell_contents, "stock_fn", None) is not None:
-    return
-  if cell.cell_contents is not wrapper.__wrapped__:
-    raise RuntimeError("gin's wrapper of dlib's `dataset` has an unexpected "
-                       "layout; sbd_plugin supports gin-config 0.5.0.")
-  cell.cell_contents = _dataset_dispatcher(cell.cell_contents)
+  gin_wrappers.wrap_inner(named_data.get_named_ground_truth_data,
+                          _dataset_dispatcher, "sbd_dispatch")
 
 
 # --- batched, prefetched training input --------------------------------------
@@ -76,6 +70,11 @@ def _register_plugin_configurables():
   registry.import_dataset_modules()
 
 
+def _install_resumable_training():
+  from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
+  resumable_train.install()
+
+
 # Applied in this order, after the stack fixes (see `dlib_bridge.activate`).
 HOOKS = (
     stack_fixes.FixInfo(
@@ -90,4 +89,8 @@ HOOKS = (
         "plugin_configurables", ["methods/shared/architectures.py"],
         "make @spatial_broadcast_decoder & co. bindable in any dlib config",
         _register_plugin_configurables),
+    stack_fixes.FixInfo(
+        "resumable_training", ["methods/unsupervised/train.py"],
+        "dlib's train deletes or refuses a model folder: the study runner "
+        "resumes from its newest checkpoint instead", _install_resumable_training),
 )

@@ -1,0 +1,176 @@
+"""Same seed, same numbers; resumed training; data files that never unpickle.
+
+Each test runs dlib's code in fresh processes, as a user does, and compares
+results bit for bit.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_tool
+
+TINY = ["model.training_steps = %d", "model.eval_steps = 2",
+        "model.batch_size = 8", "dataset.name = 'colored_sprites'"]
+
+
+def _bindings(steps):
+  bindings = [b % steps if "%d" in b else b for b in TINY]
+  return [a for b in bindings for a in ("--gin_bindings", b)]
+
+
+def _variables(model_dir):
+  """Every variable of the newest checkpoint of a dlib model folder."""
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(model_dir, "tf_checkpoint")))
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def _train_results(model_dir):
+  with open(os.path.join(model_dir, "results", "json",
+                         "train_results.json")) as f:
+    results = json.load(f)
+  for key in ("uuid", "elapsed_time", "resumed_from_step"):
+    results.pop(key, None)  # Differ by design.
+  return results
+
+
+def _assert_same_model(dir_a, dir_b):
+  a, b = _variables(dir_a), _variables(dir_b)
+  assert sorted(a) == sorted(b)
+  differ = [n for n in a if not np.array_equal(a[n], b[n])]
+  assert not differ, differ
+  assert _train_results(dir_a) == _train_results(dir_b)
+
+
+@pytest.mark.parametrize("config", ["broadcast_factorvae", "deconv_vae"])
+def test_dlib_train_twice_gives_bit_identical_models(tmp_path, config):
+  dirs = [str(tmp_path / name) for name in ("a", "b")]
+  for model_dir in dirs:
+    run_tool(["dlib_train", "--model_dir=" + model_dir, "--gin_config",
+              "gin_configs/%s.gin" % config] + _bindings(12))
+  _assert_same_model(*dirs)
+
+
+_RESUMABLE = textwrap.dedent("""
+    import sys
+    from sbd_plugin.dlib_bridge import resumable_train
+    model_dir, steps = sys.argv[1], int(sys.argv[2])
+    resumable_train.train_with_gin(
+        model_dir, ["gin_configs/broadcast_factorvae.gin"],
+        ["model.training_steps = %d" % steps, "model.eval_steps = 2",
+         "model.batch_size = 8", "dataset.name = 'colored_sprites'",
+         "checkpoints.every_steps = 4"])
+    """)
+
+
+def test_resumed_training_is_bit_identical_to_uninterrupted(tmp_path):
+  def train(model_dir, steps):
+    run_tool([sys.executable, "-c", _RESUMABLE, model_dir, str(steps)])
+
+  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  train(straight, 12)
+  train(resumed, 6)  # As if killed after a checkpoint half-way ...
+  for name in ("results", "tfhub"):  # ... before its results were written.
+    subprocess.run(["rm", "-rf", os.path.join(resumed, name)], check=True)
+  train(resumed, 12)
+  with open(os.path.join(resumed, "results", "json",
+                         "train_results.json")) as f:
+    # FactorVAE's global step counts the VAE's and the discriminator's
+    # updates: stock dlib's `steps=6` stops at 8, as does the first run here.
+    assert json.load(f)["resumed_from_step"] == 8
+  _assert_same_model(straight, resumed)
+
+
+_METRICS = textwrap.dedent("""
+    import json
+    import numpy as np
+    from disentanglement_lib.data.ground_truth import dummy_data
+    from disentanglement_lib.evaluation.metrics import dci, downstream_task
+    from disentanglement_lib.evaluation.metrics import sap_score, utils
+    import gin
+    data = dummy_data.DummyData()
+    weights = np.random.RandomState(0).normal(size=(64 * 64, 10))
+    def represent(x):
+      return np.reshape(x, (len(x), -1)) @ weights
+    gin.parse_config("predictor.predictor_fn = @gradient_boosting_classifier")
+    out = {}
+    for i in range(2):
+      out["dci%d" % i] = dci.compute_dci(
+          data, represent, np.random.RandomState(1), num_train=200,
+          num_test=100)
+      out["sap%d" % i] = sap_score.compute_sap(
+          data, represent, np.random.RandomState(1), num_train=200,
+          num_test=100, continuous_factors=False)
+      out["down%d" % i] = downstream_task.compute_downstream_task(
+          data, represent, np.random.RandomState(1), num_train=[100],
+          num_test=50)
+    print(json.dumps(out))
+    """)
+
+
+def test_sklearn_based_metrics_repeat_bit_for_bit():
+  """dlib's DCI, SAP and boosted-trees downstream task, twice per process."""
+  runs = [json.loads(run_tool([sys.executable, "-c", _METRICS]).stdout
+                     .strip().splitlines()[-1]) for _ in range(2)]
+  for out in runs:
+    for name in ("dci", "sap", "down"):
+      assert out[name + "0"] == out[name + "1"], name
+  assert runs[0] == runs[1]
+
+
+class _Payload(object):
+  """Unpickling this object writes a file: a stand-in for any code."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (open, (self.marker, "w"))
+
+
+_LOAD_DSPRITES = textwrap.dedent("""
+    from disentanglement_lib.data.ground_truth import dsprites
+    data = dsprites.DSprites([1, 2, 3, 4, 5])
+    print("factor sizes", list(data.factor_sizes))
+    """)
+
+
+def _dsprites_file(root, **arrays):
+  folder = root / "dsprites"
+  folder.mkdir(parents=True, exist_ok=True)
+  np.savez(folder / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+           **arrays)
+
+
+def test_dlibs_dsprites_loader_never_unpickles(tmp_path):
+  marker = tmp_path / "payload_ran"
+  metadata = np.empty((), dtype=object)
+  metadata[()] = {"latents_sizes": np.array([1, 3, 6, 40, 32, 32]),
+                  "payload": _Payload(str(marker))}
+  classes = np.zeros((4, 6), np.int64)
+  _dsprites_file(tmp_path, imgs=np.zeros((4, 64, 64), np.uint8),
+                 latents_classes=classes, metadata=metadata)
+  env = {"DISENTANGLEMENT_LIB_DATA": str(tmp_path)}
+  # Stock dlib runs the payload: the file really is malicious.
+  stock = run_tool([sys.executable, "-c", _LOAD_DSPRITES], check=False,
+                   env=dict(env, SBD_PLUGIN_DISABLE="1"))
+  assert marker.exists(), stock.stderr[-2000:]
+  marker.unlink()
+  # With the plugin: loads without unpickling, sizes from latents_classes.
+  proc = run_tool([sys.executable, "-c", _LOAD_DSPRITES], env=env)
+  assert not marker.exists()
+  assert "factor sizes [1, 1, 1, 1, 1, 1]" in proc.stdout
+  # A file whose images are themselves pickled objects is refused clearly.
+  _dsprites_file(tmp_path, imgs=metadata, latents_classes=classes)
+  proc = run_tool([sys.executable, "-c", _LOAD_DSPRITES], env=env,
+                  check=False)
+  assert proc.returncode != 0 and not marker.exists()
+  assert "member 'imgs' is a pickled object array. sbd_plugin never " \
+         "unpickles data files" in proc.stderr

@@ -109,7 +109,8 @@ def tidy_results(study, output_dir, wide=None):
               "model_dir": layout.model_dir(study_lib.run_dir(output_dir,
                                                               run))}
     for stat in TRAIN_STATS:
-      record[stat] = float(row[layout.train_stat_key(stat)])
+      value = row.get(layout.train_stat_key(stat))
+      record[stat] = float("nan") if value is None else float(value)
     rows.append(record)
   frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
@@ -125,7 +126,11 @@ def write_results(frame, output_dir):
   from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
   os.makedirs(layout.results_dir(output_dir), exist_ok=True)
   csv_path = layout.results_csv(output_dir)
-  atomic.write_text(csv_path, frame.to_csv(index=False))
+  # Model folders relative to the study folder: the same study run into two
+  # folders gives the same table.
+  relative = frame.assign(model_dir=[os.path.relpath(p, output_dir)
+                                     for p in frame["model_dir"]])
+  atomic.write_text(csv_path, relative.to_csv(index=False))
   versions_path = layout.versions_json(output_dir)
   recorded = {}
   for path in sorted(glob.glob(layout.done_pattern(output_dir))):

@@ -33,7 +33,8 @@ REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
 # Keys of dlib's aggregated results (`aggregate_results`), as flattened there.
 MODEL_NAME_KEY = "train_config.model.name"
 EVALUATION_FN_KEY = "evaluation_config.evaluation.evaluation_fn"
-TRAIN_STATS = ("reconstruction_loss", "kl_loss", "elbo")
+# Every training statistic dlib's models record (FactorVAE has no elbo).
+TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 # The gin parameter that weighs each model's regulariser.
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
 # dlib's evaluation function -> (metric label, result key it reports).

@@ -29,8 +29,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Kept here for the modules that already ask study for them.
 DONE_FILE = layout.DONE_FILE
 ERROR_FILE = layout.ERROR_FILE
-# Defaults of the study file's `metrics.names` and `baseline`.
+# Defaults of the study file's `metrics.names`, `metrics.primary` and
+# `baseline`.
 METRICS = ("mig", "factor_vae", "dci")
+PRIMARY_METRICS = ("mig", "factor_vae", "dci")
 BASELINE = "deconv"
 # Study keys that become bindings of the runner's checkpointing (the defaults
 # live in gin: sbd_plugin.dlib_bridge.resumable_train.checkpoint_options).
@@ -68,6 +70,8 @@ SCHEMA = {
     "postprocess": {"config": ("str", "dlib postprocessing gin config")},
     "metrics": {
         "names": ("names", "metrics to compute, in table order"),
+        "primary": ("names", "the metrics of the study's main claim (Holm "
+                    "correction within them; the rest are secondary)"),
         "configs": ("{}", "metric name -> gin config file"),
         "bindings": ("bindings", "gin bindings for every metric"),
     },
@@ -123,6 +127,7 @@ class Study:
   source: str
   baseline: str = BASELINE  # the decoder every other one is compared with
   metrics: Tuple[str, ...] = METRICS  # study metric names, in table order
+  primary_metrics: Tuple[str, ...] = PRIMARY_METRICS
 
 
 class StudyError(ValueError):
@@ -419,7 +424,8 @@ def parse_study(path):
                runs=runs, figures=spec.get("figures", {}),
                source=os.path.abspath(path),
                baseline=spec.get("baseline", BASELINE),
-               metrics=tuple(metric_names))
+               metrics=tuple(metric_names),
+               primary_metrics=tuple(metrics.get("primary", PRIMARY_METRICS)))
 
 
 def run_dir(output_dir, run):

@@ -132,12 +132,13 @@ def write_results(frame, output_dir):
                                      for p in frame["model_dir"]])
   atomic.write_text(csv_path, relative.to_csv(index=False))
   versions_path = layout.versions_json(output_dir)
-  recorded = {}
+  recorded, machines = {}, {}
   for path in sorted(glob.glob(layout.done_pattern(output_dir))):
     done = atomic.read_json(path)
     if done is not None:
       recorded[done["run_id"]] = done["versions"]
+      machines[done["run_id"]] = done.get("machine")
   atomic.write_json(versions_path, {
-      "aggregated_with": versions.library_versions(), "runs": recorded},
-                    indent=1, sort_keys=True)
+      "aggregated_with": versions.library_versions(), "runs": recorded,
+      "machines": machines}, indent=1, sort_keys=True)
   return csv_path, versions_path

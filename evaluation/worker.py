@@ -50,6 +50,7 @@ def execute(run, directory):
   # Imported here so that only the worker process loads TensorFlow.
   from disentanglement_lib.evaluation import evaluate  # pylint: disable=g-import-not-at-top
   from disentanglement_lib.postprocessing import postprocess  # pylint: disable=g-import-not-at-top
+  from sbd_plugin import machine  # pylint: disable=g-import-not-at-top
   from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
   from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
 
@@ -81,7 +82,10 @@ def execute(run, directory):
           list(run.metric_bindings))
   return {"run_id": run.run_id, "seconds": time.time() - start,
           "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-          "versions": versions.library_versions()}
+          "versions": versions.library_versions(),
+          # CPU type, SIMD level, oneDNN and determinism: numbers differ in
+          # the last bits across them.
+          "machine": machine.run_record()}
 
 
 def _disk_full(error, directory):

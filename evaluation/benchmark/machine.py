@@ -2,43 +2,11 @@
 import os
 import platform
 
-
-def read_proc(path, key):
-  """Returns the value of the first `key: value` line of a /proc file, or None.
-
-  Args:
-    path: File, e.g. "/proc/cpuinfo".
-    key: Start of the line, e.g. "model name" or "VmRSS:".
-
-  Returns:
-    The text after the first colon, stripped; None if there is no such line
-    or the file cannot be read (not Linux).
-  """
-  try:
-    with open(path) as f:
-      for line in f:
-        if line.startswith(key):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return None
-
-
-def cpu_flags():
-  """Returns the CPU's feature flags (avx2, fma, ...) as a list, or []."""
-  # x86 names the line "flags", ARM "Features".
-  text = (read_proc("/proc/cpuinfo", "flags") or
-          read_proc("/proc/cpuinfo", "Features"))
-  return text.split() if text else []
-
-
-def onednn_enabled():
-  """Returns whether TensorFlow's oneDNN optimisations are on, or None."""
-  try:
-    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
-    return bool(_pywrap_util_port.IsMklEnabled())
-  except (ImportError, AttributeError):
-    return None
+from sbd_plugin.machine import cpu_flags
+from sbd_plugin.machine import cpu_model
+from sbd_plugin.machine import onednn_enabled
+from sbd_plugin.machine import read_proc
+from sbd_plugin.machine import simd_level
 
 
 def machine_info():
@@ -48,8 +16,9 @@ def machine_info():
   gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
   return {
       "nproc": len(os.sched_getaffinity(0)),
-      "cpu": read_proc("/proc/cpuinfo", "model name") or platform.processor(),
+      "cpu": cpu_model(),
       "cpu_flags": cpu_flags(),
+      "simd": simd_level(),
       "ram_gib": (float(mem_kb.split()[0]) / 2**20) if mem_kb else None,
       "python": platform.python_version(),
       "tensorflow": tf.__version__,
@@ -72,8 +41,8 @@ def machine_lines(info, load_start, command):
   """
   return [
       "- command: `%s`" % command,
-      "- CPU: %s, nproc %d, RAM %.1f GiB" % (info["cpu"], info["nproc"],
-                                             info["ram_gib"] or 0),
+      "- CPU: %s, nproc %d, RAM %.1f GiB, SIMD %s" % (
+          info["cpu"], info["nproc"], info["ram_gib"] or 0, info["simd"]),
       # The flags say which SIMD kernels (AVX2, AVX-512, AMX) TF can use.
       "- CPU flags: %s" % (" ".join(info["cpu_flags"]) or "unknown"),
       "- Python %s, TensorFlow %s, oneDNN %s (TF_ENABLE_ONEDNN_OPTS=%s)" % (

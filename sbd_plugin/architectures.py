@@ -38,6 +38,20 @@ def coordinate_channels(height, width, coordinate_range=(-1.0, 1.0)):
   return np.stack([x_grid, y_grid], axis=-1)
 
 
+def check_positive(configurable, **values):
+  """Raises ValueError naming the gin parameter that is not a whole number >= 1.
+
+  Args:
+    configurable: Gin name of the architecture (for the message).
+    **values: Parameter name -> value.
+  """
+  for name, value in values.items():
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(
+          "%s.%s must be a whole number >= 1, got %r: fix the binding in "
+          "your gin config or study file." % (configurable, name, value))
+
+
 def broadcast_grid_size(output_size, num_layers, kernel_size,
                         output_kernel_size, padding):
   """Returns the side of the broadcast grid that yields `output_size`.
@@ -113,6 +127,9 @@ def spatial_broadcast_decoder(latent_tensor, output_shape, is_training=True,
     Tensor of logits with shape [batch_size] + output_shape.
   """
   del is_training
+  check_positive("spatial_broadcast_decoder", num_layers=num_layers,
+                 num_channels=num_channels, kernel_size=kernel_size,
+                 output_kernel_size=output_kernel_size)
   height, width, channels = [int(d) for d in output_shape]
   grid_h = broadcast_grid_size(height, num_layers, kernel_size,
                                output_kernel_size, padding)
@@ -155,6 +172,9 @@ def paper_conv_encoder(input_tensor, num_latent, is_training=True,
     Tuple (means, log_var), each of shape [batch_size, num_latent].
   """
   del is_training
+  check_positive("paper_conv_encoder", num_layers=num_layers,
+                 num_channels=num_channels, kernel_size=kernel_size,
+                 hidden_units=hidden_units)
   net = input_tensor
   for i in range(num_layers):
     net = tf.layers.conv2d(net, filters=num_channels, kernel_size=kernel_size,
@@ -193,6 +213,8 @@ def paper_deconv_decoder(latent_tensor, output_shape, is_training=True,
     Tensor of logits with shape [batch_size] + output_shape.
   """
   del is_training
+  check_positive("paper_deconv_decoder", num_channels=num_channels,
+                 kernel_size=kernel_size, hidden_units=hidden_units)
   height, width, channels = [int(d) for d in output_shape]
   num_upsamplings = int(round(np.log2(height / 2.0)))
   if height != width or 2 * 2 ** num_upsamplings != height:

@@ -1,4 +1,6 @@
 """Spatial Broadcast decoder and the paper's networks: shapes, conventions, sizes."""
+import re
+
 import gin
 import numpy as np
 import pytest
@@ -105,6 +107,34 @@ def test_paper_encoder_shapes_and_parameter_count():
 def test_paper_deconv_rejects_non_power_of_two_images():
   with pytest.raises(ValueError, match="power-of-two"):
     _build(architectures.paper_deconv_decoder, output_shape=[48, 64, 3])
+
+
+@pytest.mark.parametrize("fn,kwargs,message", [
+    (architectures.spatial_broadcast_decoder, dict(num_layers=0),
+     "spatial_broadcast_decoder.num_layers must be a whole number >= 1, got 0"),
+    (architectures.spatial_broadcast_decoder, dict(num_layers=-1),
+     "spatial_broadcast_decoder.num_layers must be a whole number >= 1"),
+    (architectures.spatial_broadcast_decoder, dict(num_channels=0),
+     "spatial_broadcast_decoder.num_channels must be a whole number >= 1"),
+    (architectures.spatial_broadcast_decoder, dict(kernel_size=0),
+     "spatial_broadcast_decoder.kernel_size must be a whole number >= 1"),
+    (architectures.spatial_broadcast_decoder, dict(output_kernel_size=2.5),
+     "spatial_broadcast_decoder.output_kernel_size must be a whole number"),
+    (architectures.paper_deconv_decoder, dict(kernel_size=0),
+     "paper_deconv_decoder.kernel_size must be a whole number >= 1"),
+])
+def test_invalid_architecture_parameters_name_the_binding(fn, kwargs,
+                                                          message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    _build(fn, output_shape=[64, 64, 3], **kwargs)
+
+
+def test_invalid_encoder_parameters_name_the_binding():
+  with tf.Graph().as_default():
+    images = tf.zeros([2, 64, 64, 3])
+    with pytest.raises(ValueError, match=re.escape(
+        "paper_conv_encoder.num_layers must be a whole number >= 1, got 0")):
+      architectures.paper_conv_encoder(images, 10, num_layers=0)
 
 
 @pytest.mark.parametrize("name,scope_var", [

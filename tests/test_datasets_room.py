@@ -364,6 +364,18 @@ def test_unreadable_file_names_file_and_expected_layout(tmp_path):
   assert missing_labels in str(e.value)
 
 
+def test_images_group_instead_of_dataset_is_a_clear_error(tmp_path):
+  path = str(tmp_path / "group.h5")
+  with h5py.File(path, "w") as f:
+    f.create_group("images")
+    f.create_dataset("labels", shape=(480000, 6), dtype=np.float64,
+                     chunks=True)
+  with pytest.raises(ValueError) as e:
+    room.RealShapes3D(path)
+  assert "`images` is a Group, not a dataset" in str(e.value)
+  assert path in str(e.value) and "uint8 [480000, 64, 64, 3]" in str(e.value)
+
+
 def test_label_order_is_checked(tmp_path):
   path = str(tmp_path / "shuffled.h5")
   labels = _all_labels()[::-1].copy()

@@ -8,6 +8,7 @@ fake files in the real layout (a 3 GB fake is out of reach): the streaming
 reader and converter take the expected image count, so the same code that
 converts the real file converts the first 2,048 dSprites masks here.
 """
+import json
 import logging
 import os
 
@@ -236,6 +237,27 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch,
     again = np.array(dsprites_masks.generated_masks(0.7))
   assert any("Rebuilding" in r.getMessage() for r in caplog.records)
   np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.parametrize("manifest", ['{"version": "%s"}', "[]",
+                                      '{"version": "%s", "arrays": {"m": 1}}'])
+def test_manifest_without_its_keys_is_rebuilt(tmp_path, monkeypatch, caplog,
+                                              manifest):
+  monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path))
+  monkeypatch.setattr(dsprites_raster, "NUM_MASKS", 2048)
+  first = np.array(dsprites_masks.generated_masks(0.7))
+  path = next(tmp_path.glob("sprites_generated*/manifest.json"))
+  version = json.loads(path.read_text())["version"]
+  path.write_text(manifest.replace("%s", version))
+  # A build killed mid-write left its temporary folder behind.
+  stale = path.parent.parent / ("." + path.parent.name + ".killed")
+  stale.mkdir()
+  cache._load_verified.cache_clear()  # pylint: disable=protected-access
+  with caplog.at_level(logging.WARNING):
+    again = np.array(dsprites_masks.generated_masks(0.7))
+  assert any("Rebuilding" in r.getMessage() for r in caplog.records)
+  np.testing.assert_array_equal(again, first)
+  assert not stale.exists()
 
 
 def test_holdout_default_region_is_lower_right_quadrant():

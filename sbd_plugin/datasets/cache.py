@@ -17,6 +17,8 @@ import tempfile
 
 import numpy as np
 
+from sbd_plugin import atomic
+
 _MANIFEST = "manifest.json"
 
 
@@ -43,9 +45,15 @@ def _verify(folder, version):
       manifest = json.load(f)
   except ValueError as e:
     return "unreadable manifest (%s)" % e
+  if not isinstance(manifest, dict):
+    return "manifest is not a JSON object"
   if manifest.get("version") != version:
     return "version %r, expected %r" % (manifest.get("version"), version)
-  for key, meta in manifest["arrays"].items():
+  arrays = manifest.get("arrays")
+  if not isinstance(arrays, dict) or not all(
+      isinstance(meta, dict) and "sha256" in meta for meta in arrays.values()):
+    return "manifest lacks its array checksums"
+  for key, meta in arrays.items():
     path = os.path.join(folder, key + ".npy")
     if not os.path.exists(path):
       return "missing %s" % path
@@ -91,6 +99,7 @@ def load_or_build(name, version, build_fn):
     if arrays is not None:
       return arrays
     _load_verified.cache_clear()
+    _remove_stale_builds(folder)
     if problem != "no manifest" or os.path.exists(folder):
       logging.warning("Rebuilding dataset cache %s: %s.", folder, problem)
     else:
@@ -102,6 +111,19 @@ def load_or_build(name, version, build_fn):
                   "built (%s); check the disk or set SBD_PLUGIN_CACHE to "
                   "another folder." % (folder, problem))
   return arrays
+
+
+def _remove_stale_builds(folder):
+  """Removes temporary folders of builds that were killed mid-write.
+
+  Called while holding the build lock, so no live build is using them.
+  """
+  parent, prefix = os.path.dirname(folder), "." + os.path.basename(folder) + "."
+  for name in os.listdir(parent):
+    if name.startswith(prefix):
+      logging.warning("Removing %s, left by a cache build that was killed.",
+                      os.path.join(parent, name))
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _write(folder, version, arrays):
@@ -118,8 +140,9 @@ def _write(folder, version, arrays):
       manifest["arrays"][key] = {"sha256": _sha256(path),
                                  "shape": list(value.shape),
                                  "dtype": str(value.dtype)}
-    with open(os.path.join(tmp, _MANIFEST), "w") as f:
-      json.dump(manifest, f, indent=1)
+    # The folder becomes visible by one rename, manifest included; the
+    # manifest itself is also written whole or not at all.
+    atomic.write_json(os.path.join(tmp, _MANIFEST), manifest, indent=1)
     if os.path.exists(folder):
       shutil.rmtree(folder)
     os.replace(tmp, folder)

@@ -108,6 +108,12 @@ class RealShapes3D(_Shapes3DFactors):
     except (OSError, KeyError) as e:
       raise IOError("Cannot read 3dshapes file %s (%s); expected %s." %
                     (path, e, EXPECTED_LAYOUT)) from e
+    for name, member in (("images", images), ("labels", labels)):
+      if not isinstance(member, h5py.Dataset):
+        self._file.close()
+        raise ValueError("3dshapes file %s: `%s` is a %s, not a dataset; "
+                         "expected %s." % (path, name, type(member).__name__,
+                                           EXPECTED_LAYOUT))
     num = room_factors.NUM_IMAGES
     if (images.shape != (num,) + room_factors.IMAGE_SHAPE or
         images.dtype != np.uint8 or labels.shape != (num, 6) or

@@ -130,16 +130,40 @@ def build_report(study, output_dir, outcomes=None):
     lines += ["No finished runs yet."]
     return _write(output_dir, lines)
 
-  table = tables.comparison_table(frame, study.baseline)
+  table = tables.comparison_table(frame, study.baseline, study.primary_metrics)
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
+  secondary = [m for m in study.metrics if m not in study.primary_metrics]
   lines += ["## Spatial Broadcast vs baseline", "",
-            "Per dataset, model and metric: median [interquartile range] over "
-            "seeds per decoder, the difference of medians against the "
-            "baseline, and the two-sided Mann-Whitney U p-value (n = seeds "
-            "per decoder; with few seeds no difference can be significant).",
-            ""]
+            "Per dataset, model, beta and metric: median [interquartile range] "
+            "over seeds per decoder (n = seeds); the difference of medians "
+            "against the baseline with its bootstrap percentile %d%% CI "
+            "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
+            "that a seed of the decoder beats one of the baseline (ties count "
+            "half; 0.5 = no effect); p, the per-cell two-sided Mann-Whitney U "
+            "p-value; and p Holm, corrected with Holm's method over all cells "
+            "of the primary metrics (%s) and separately over those of the "
+            "secondary ones (%s). Cells without a test (baseline rows, fewer "
+            "than 2 seeds) are not counted; cells whose seeds all tie count "
+            "with p = 1." % (
+                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
+                tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
+                ", ".join(secondary) or "none"), ""]
   with open([p for p in paths if p.endswith(".md")][0]) as f:
     lines += [f.read().strip(), ""]
+  seeds = len({r.seed for r in study.runs})
+  primary_tests = tables.num_tests(table, tables.PRIMARY)
+  if primary_tests:
+    needed = tables.seeds_needed(primary_tests)
+    floor = tables.min_exact_p(seeds, seeds)
+    lines += ["With %d seeds per decoder the smallest possible two-sided "
+              "exact Mann-Whitney p-value is 2 / C(%d, %d) = %.2g (all seeds "
+              "of one decoder above all of the other's); Holm multiplies the "
+              "smallest of the study's %d primary tests by %d, so p Holm < "
+              "%g needs at least %d seeds per decoder%s." % (
+                  seeds, 2 * seeds, seeds, floor, primary_tests,
+                  primary_tests, tables.ALPHA, needed,
+                  " (this study has %d)" % seeds if seeds < needed else
+                  ", which this study has"), ""]
   lines += ["Also as " + ", ".join("[%s](%s)" % (
       os.path.splitext(p)[1][1:].upper(), os.path.relpath(p, output_dir))
                                    for p in paths) + ".", ""]

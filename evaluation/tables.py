@@ -3,9 +3,13 @@
 Input is the study runner's tidy results DataFrame (one row per run and
 metric; see `REQUIRED_COLUMNS`). `comparison_table` summarises every
 dataset x model x beta x metric cell per decoder (median, interquartile range,
-number of seeds) and compares each decoder with the baseline decoder
-(difference of medians, two-sided Mann-Whitney U test). `write_tables` writes
-the summary as Markdown (evaluation/markdown.py), CSV and LaTeX.
+number of seeds) and compares each decoder with the baseline decoder:
+difference of medians with a bootstrap confidence interval, the probability of
+superiority and the two-sided Mann-Whitney U test, its p-values Holm-corrected
+within the study's primary metrics and separately within the secondary ones.
+`min_exact_p` and `seeds_needed` give the smallest p-value a number of seeds
+allows. `write_tables` writes the summary as Markdown (evaluation/markdown.py),
+CSV and LaTeX.
 
 Neither jinja2 nor tabulate is installed, so pandas' `to_latex` cannot be
 used: the LaTeX table is written by a small function here.
@@ -25,7 +29,19 @@ REQUIRED_COLUMNS = ("dataset", "model", "decoder", "seed", "beta", "metric",
 GROUP_COLUMNS = ["dataset", "model", "beta", "metric"]
 TABLE_COLUMNS = GROUP_COLUMNS + [
     "decoder", "baseline", "n", "median", "q25", "q75", "diff_median",
-    "p_value", "note"]
+    "ci_low", "ci_high", "prob_superiority", "p_value", "family", "p_holm",
+    "note"]
+
+# Multiple-testing families: Holm runs within each one separately.
+PRIMARY = "primary"
+SECONDARY = "secondary"
+ALPHA = 0.05  # significance level the seed count is planned for
+# Bootstrap of the difference of medians; one fresh generator per cell with
+# this seed, so a cell's interval does not depend on the other cells.
+N_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+CONFIDENCE_LEVEL = 0.95
+HOLM_COLUMN = "p Holm (within family)"
 
 # Reasons written to the `note` column when no p-value can be computed.
 NOTE_BASELINE = "baseline"
@@ -86,7 +102,155 @@ def mann_whitney(values, baseline_values):
   return float(result.pvalue), ""
 
 
-def comparison_table(df, baseline=study_lib.BASELINE):
+def prob_superiority(values, baseline_values):
+  """Probability of superiority: Mann-Whitney U / (n1 * n2).
+
+  U counts the (decoder, baseline) pairs in which the decoder's value is
+  larger, ties counting one half; it equals scipy's `mannwhitneyu(values,
+  baseline_values).statistic`.
+
+  Args:
+    values: 1-D array of one decoder's values (non-empty, no NaNs).
+    baseline_values: 1-D array of the baseline decoder's values (non-empty).
+
+  Returns:
+    Float in [0, 1]: 0.5 is no effect, 1 means every decoder value is above
+    every baseline value.
+  """
+  a = np.asarray(values, dtype=float)[:, None]
+  b = np.asarray(baseline_values, dtype=float)[None, :]
+  u = np.sum(a > b) + 0.5 * np.sum(a == b)
+  return float(u / (a.size * b.size))
+
+
+def _median_difference(a, b, axis=-1):
+  return np.median(a, axis=axis) - np.median(b, axis=axis)
+
+
+def median_difference_ci(values, baseline_values, n_resamples=N_RESAMPLES,
+                         seed=BOOTSTRAP_SEED,
+                         confidence_level=CONFIDENCE_LEVEL):
+  """Bootstrap confidence interval of median(values) - median(baseline).
+
+  The two groups are resampled independently. The percentile method is used
+  because BCa's acceleration comes from jackknife medians, which are all equal
+  whenever seeds tie (common with 2-5 seeds): scipy then returns NaN. With so
+  few seeds the interval is coarse (few distinct resamples) and tends to be too
+  narrow; read it as a description of the spread, not as a test.
+
+  Args:
+    values: 1-D array of one decoder's values (no NaNs).
+    baseline_values: 1-D array of the baseline decoder's values.
+    n_resamples: Number of bootstrap resamples.
+    seed: Seed of the resampling generator (same inputs, same interval).
+    confidence_level: Coverage of the interval.
+
+  Returns:
+    Tuple (low, high); (NaN, NaN) when a group has fewer than 2 values.
+  """
+  values = np.asarray(values, dtype=float)
+  baseline_values = np.asarray(baseline_values, dtype=float)
+  if values.size < 2 or baseline_values.size < 2:
+    return float("nan"), float("nan")
+  result = stats.bootstrap(
+      (values, baseline_values), _median_difference, vectorized=True,
+      paired=False, n_resamples=n_resamples, method="percentile",
+      confidence_level=confidence_level,
+      random_state=np.random.default_rng(seed))
+  interval = result.confidence_interval
+  return float(interval.low), float(interval.high)
+
+
+def holm(p_values):
+  """Holm's step-down adjustment of p-values for multiple testing.
+
+  With the m finite p-values sorted ascending, p_(1) <= ... <= p_(m), the
+  adjusted value of p_(i) is max over j <= i of min(1, (m - j + 1) p_(j)); it
+  controls the family-wise error rate under any dependence. scipy 1.13 has
+  only Benjamini-Hochberg (`false_discovery_control`), hence this function.
+
+  Args:
+    p_values: 1-D array-like of p-values; NaN entries are not tests: they are
+      not counted in m and stay NaN.
+
+  Returns:
+    Float array of adjusted p-values, in the input's order.
+  """
+  p = np.asarray(p_values, dtype=float)
+  adjusted = np.full(p.shape, np.nan)
+  tested = np.flatnonzero(~np.isnan(p))
+  order = tested[np.argsort(p[tested], kind="stable")]
+  m = order.size
+  scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+  adjusted[order] = np.maximum.accumulate(scaled)
+  return adjusted
+
+
+def min_exact_p(n1, n2):
+  """Smallest two-sided p-value of the exact Mann-Whitney U test.
+
+  Reached when the groups do not overlap: 2 of the C(n1 + n2, n1) equally
+  likely rankings are that extreme. scipy uses the exact test when a group has
+  at most 8 values and there are no ties (its normal approximation otherwise).
+
+  Args:
+    n1: Number of values in the first group (>= 1).
+    n2: Number of values in the second group (>= 1).
+
+  Returns:
+    Float, e.g. 2 / 252 = 0.0079 for 5 against 5.
+  """
+  return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def seeds_needed(num_tests, alpha=ALPHA):
+  """Seeds per decoder needed before Holm can find any difference at all.
+
+  Holm multiplies the smallest of `num_tests` p-values by `num_tests`, and no
+  p-value is below `min_exact_p(n, n)`, so no test can be significant while
+  num_tests * min_exact_p(n, n) >= alpha, however large the true effect.
+
+  Args:
+    num_tests: Number of tests in the Holm family (>= 1).
+    alpha: Family-wise significance level, in (0, 1].
+
+  Returns:
+    Smallest n (equal groups) with num_tests * min_exact_p(n, n) < alpha.
+  """
+  if num_tests < 1 or not 0 < alpha <= 1:
+    raise ValueError("seeds_needed needs num_tests >= 1 and 0 < alpha <= 1, "
+                     "got %r and %r." % (num_tests, alpha))
+  n = 1
+  while num_tests * min_exact_p(n, n) >= alpha:
+    n += 1
+  return n
+
+
+def metric_family(metric, primary_metrics=study_lib.PRIMARY_METRICS):
+  """Returns PRIMARY for the study's primary metrics, else SECONDARY."""
+  return PRIMARY if metric in primary_metrics else SECONDARY
+
+
+def num_tests(table, family=PRIMARY):
+  """Number of decoder-vs-baseline comparisons of a family in a table.
+
+  Counts every non-baseline row, also those whose test could not be computed
+  yet (too few seeds), so it is the family's size once the study is complete.
+
+  Args:
+    table: Output of `comparison_table`.
+    family: PRIMARY or SECONDARY.
+
+  Returns:
+    Int.
+  """
+  return int(((table["family"] == family)
+              & (table["decoder"] != table["baseline"])).sum())
+
+
+def comparison_table(df, baseline=study_lib.BASELINE,
+                     primary_metrics=study_lib.PRIMARY_METRICS,
+                     n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED):
   """Summarises each decoder per dataset, model, beta and metric.
 
   Args:
@@ -94,38 +258,59 @@ def comparison_table(df, baseline=study_lib.BASELINE):
       one row per (run, metric). Rows with a NaN value (failed metric) are
       ignored; `n` counts the seeds left.
     baseline: Decoder label every other decoder is compared against.
+    primary_metrics: Metric names of the study's main claim; every other
+      metric is secondary. Holm corrects each family separately.
+    n_resamples: Bootstrap resamples of the confidence interval.
+    seed: Seed of every cell's bootstrap (the table is reproducible).
 
   Returns:
     Tidy DataFrame with columns TABLE_COLUMNS, one row per dataset x model x
     beta x metric x decoder. `diff_median` is the decoder's median minus the
-    baseline's median; `p_value` is the two-sided Mann-Whitney U p-value of
-    the decoder's values against the baseline's. Both are NaN on the baseline
-    row itself and when the baseline has no values; `note` says why a p-value
-    is missing or was set (see `mann_whitney`).
+    baseline's median, [`ci_low`, `ci_high`] its percentile bootstrap
+    CONFIDENCE_LEVEL interval (`median_difference_ci`); `prob_superiority` is
+    U / (n1 n2); `p_value` is the two-sided Mann-Whitney U p-value of the
+    decoder's values against the baseline's and `p_holm` its Holm adjustment
+    over all cells of the metric's `family` (PRIMARY or SECONDARY) that have a
+    p-value. All but `diff_median` are NaN on the baseline row, when the
+    baseline has no values and when a group has fewer than 2 values; `note`
+    says why a p-value is missing or was set (see `mann_whitney`).
   """
   _check_columns(df, REQUIRED_COLUMNS)
   data = df[df["value"].notna()]
+  nan = float("nan")
   rows = []
   for key, group in data.groupby(GROUP_COLUMNS, sort=True, dropna=False):
     by_decoder = {d: g["value"].to_numpy(dtype=float)
                   for d, g in group.groupby("decoder")}
     base_values = by_decoder.get(baseline, np.array([]))
     base_median = (float(np.median(base_values)) if base_values.size
-                   else float("nan"))
+                   else nan)
     for decoder in decoder_order(by_decoder, baseline):
       values = by_decoder[decoder]
       median = float(np.median(values))
+      diff, ci, superiority = nan, (nan, nan), nan
       if decoder == baseline:
-        diff, p_value, note = float("nan"), float("nan"), NOTE_BASELINE
+        p_value, note = nan, NOTE_BASELINE
       else:
         diff = median - base_median
         p_value, note = mann_whitney(values, base_values)
+        ci = median_difference_ci(values, base_values, n_resamples, seed)
+        if values.size >= 2 and base_values.size >= 2:
+          superiority = prob_superiority(values, base_values)
+      metric = key[GROUP_COLUMNS.index("metric")]
       rows.append(dict(zip(GROUP_COLUMNS, key), decoder=decoder,
                        baseline=baseline, n=int(values.size), median=median,
                        q25=float(np.percentile(values, 25)),
                        q75=float(np.percentile(values, 75)),
-                       diff_median=diff, p_value=p_value, note=note))
-  return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+                       diff_median=diff, ci_low=ci[0], ci_high=ci[1],
+                       prob_superiority=superiority, p_value=p_value,
+                       family=metric_family(metric, primary_metrics),
+                       p_holm=nan, note=note))
+  table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+  for family in (PRIMARY, SECONDARY):
+    members = table["family"] == family
+    table.loc[members, "p_holm"] = holm(table.loc[members, "p_value"])
+  return table
 
 
 def _fmt(x, digits=3, sign=False):
@@ -155,6 +340,14 @@ def format_beta(beta, missing="-"):
   return missing if pd.isna(beta) else "%g" % beta
 
 
+def _fmt_diff(diff, low, high, digits):
+  text = _fmt(diff, digits, sign=True)
+  if math.isnan(low):
+    return text
+  return "%s [%s, %s]" % (text, _fmt(low, digits, sign=True),
+                          _fmt(high, digits, sign=True))
+
+
 def format_table(table, digits=3):
   """Returns a string-valued copy of `table` for reading (Markdown, LaTeX).
 
@@ -164,7 +357,8 @@ def format_table(table, digits=3):
 
   Returns:
     DataFrame of strings with columns dataset, model, beta, metric, decoder,
-    n, "median [q25, q75]", "diff vs <baseline>", p, note.
+    n, "median [q25, q75]", "diff vs <baseline> [95% CI]", P(sup), p,
+    HOLM_COLUMN (the adjusted p and its family, e.g. "0.024 (primary)"), note.
   """
   baseline = table["baseline"].iloc[0] if len(table) else "baseline"
   out = pd.DataFrame({
@@ -177,9 +371,13 @@ def format_table(table, digits=3):
       "median [q25, q75]": [
           "%s [%s, %s]" % (_fmt(m, digits), _fmt(a, digits), _fmt(b, digits))
           for m, a, b in zip(table["median"], table["q25"], table["q75"])],
-      "diff vs %s" % baseline: [_fmt(d, digits, sign=True)
-                                for d in table["diff_median"]],
+      "diff vs %s [%d%% CI]" % (baseline, round(100 * CONFIDENCE_LEVEL)): [
+          _fmt_diff(d, a, b, digits) for d, a, b in zip(
+              table["diff_median"], table["ci_low"], table["ci_high"])],
+      "P(sup)": [_fmt(x, 2) for x in table["prob_superiority"]],
       "p": table["p_value"].map(_fmt_p),
+      HOLM_COLUMN: [("-" if math.isnan(p) else "%s (%s)" % (_fmt_p(p), f))
+                    for p, f in zip(table["p_holm"], table["family"])],
       # The baseline row's note only repeats the decoder column.
       "note": [("" if n == NOTE_BASELINE else n) for n in table["note"]],
   })
@@ -205,7 +403,7 @@ def to_latex(strings):
   Returns:
     String with a complete tabular environment (needs \\usepackage{booktabs}).
   """
-  numeric = {"n", "p"}
+  numeric = {"n", "P(sup)", "p", HOLM_COLUMN}
   align = "".join("r" if c in numeric or c.startswith(("median", "diff"))
                   else "l" for c in strings.columns)
   lines = [r"\begin{tabular}{%s}" % align, r"\toprule",

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from evaluation import markdown
 from evaluation import study as study_lib
@@ -121,8 +122,8 @@ def test_write_tables_round_trip(tmp_path):
   markdown = open(paths[0]).read()
   assert "| 3.000 [2.000, 4.000] |" in markdown
   assert "| 8.000 [7.000, 9.000] |" in markdown
-  assert "| +5.000 |" in markdown
-  assert "| 0.0079 |" in markdown
+  assert "| +5.000 [+2.000, +8.000] |" in markdown
+  assert "| 1.00 | 0.0079 | 0.0079 (primary) |" in markdown
   assert tables.NOTE_SMALL_N in markdown
   lines = markdown.strip().splitlines()
   assert len(lines) == 2 + len(table)
@@ -155,8 +156,93 @@ def test_baseline_and_beta_formatting():
   assert set(table["baseline"]) == {"broadcast"}
   strings = tables.format_table(table)
   assert list(strings["beta"]) == ["-", "-"]
-  assert "diff vs broadcast" in strings.columns
+  assert "diff vs broadcast [95% CI]" in strings.columns
   assert tables.format_beta(0.5) == "0.5"
   assert tables.format_beta(float("nan"), "unknown") == "unknown"
   # The default baseline is the study file's default.
   assert tables.comparison_table(df)["decoder"].iloc[0] == study_lib.BASELINE
+
+
+def test_holm_on_known_values():
+  np.testing.assert_allclose(tables.holm([0.01, 0.04, 0.03, 0.005]),
+                             [0.03, 0.06, 0.06, 0.02])
+  # NaN entries are not tests: m = 2 here, and they stay NaN.
+  adjusted = tables.holm([0.02, np.nan, 0.04, np.nan])
+  np.testing.assert_allclose(adjusted[[0, 2]], [0.04, 0.04])
+  assert np.isnan(adjusted[[1, 3]]).all()
+  assert list(tables.holm([0.5, 0.9])) == [1.0, 1.0]  # capped at 1
+  assert tables.holm([]).size == 0
+
+
+def test_min_exact_p_and_seeds_needed():
+  assert tables.min_exact_p(5, 5) == pytest.approx(2 / 252, rel=1e-12)
+  assert tables.min_exact_p(1, 1) == 1.0
+  # scipy's exact test reaches the floor on fully separated samples.
+  for n1, n2 in ((5, 5), (3, 5), (2, 2)):
+    p = stats.mannwhitneyu(np.arange(n1) + 100, np.arange(n2),
+                           alternative="two-sided", method="exact").pvalue
+    assert p == pytest.approx(tables.min_exact_p(n1, n2), rel=1e-12)
+  # 3 tests: n = 4 gives 3 * 2 / 70 = 0.086, n = 5 gives 3 * 2 / 252 = 0.024.
+  assert tables.seeds_needed(3) == 5
+  assert tables.seeds_needed(1) == 4  # 2 / 70 = 0.029; 2 / 20 = 0.1
+  assert tables.seeds_needed(3, alpha=0.01) == 6  # 3 * 2 / 924 = 0.0065
+  with pytest.raises(ValueError):
+    tables.seeds_needed(0)
+
+
+def test_prob_superiority():
+  assert tables.prob_superiority([6, 7, 8], [1, 2, 3, 4]) == 1.0
+  assert tables.prob_superiority([1, 2, 3], [6, 7]) == 0.0
+  assert tables.prob_superiority([0.3, 0.3], [0.3, 0.3, 0.3]) == 0.5
+  assert tables.prob_superiority([1, 2, 3], [1, 2, 3]) == 0.5
+  a, b = [0.1, 0.5, 0.5, 0.9, 0.2], [0.5, 0.3, 0.05]
+  u = stats.mannwhitneyu(a, b, alternative="two-sided").statistic
+  assert tables.prob_superiority(a, b) == pytest.approx(u / 15)
+
+
+def test_median_difference_ci():
+  values, base = [0.61, 0.55, 0.70, 0.58, 0.66], [0.40, 0.52, 0.45, 0.38, 0.6]
+  low, high = tables.median_difference_ci(values, base)
+  observed = np.median(values) - np.median(base)
+  assert low <= observed <= high and low < high
+  assert tables.median_difference_ci(values, base) == (low, high)
+  assert np.isnan(tables.median_difference_ci([0.5], base)).all()
+  assert tables.median_difference_ci([0.3, 0.3], [0.3, 0.3]) == (0.0, 0.0)
+
+
+def test_new_columns_and_families():
+  frames = [_results({"deconv": [1, 2, 3, 4, 5], "broadcast": [6, 7, 8, 9, 10]},
+                     metric=m) for m in ("mig", "dci", "sap")]
+  frames.append(_results({"deconv": [0.5], "broadcast": [0.7]},
+                         metric="dci", dataset="one_seed"))
+  df = pd.concat(frames)
+  table = tables.comparison_table(df, primary_metrics=("mig", "dci"))
+  assert dict(zip(table["metric"], table["family"])) == {
+      "dci": "primary", "mig": "primary", "sap": "secondary"}
+  # Two primary tests (the one-seed cell is not one), one secondary test.
+  assert _row(table, "broadcast", metric="mig")["p_holm"] == pytest.approx(
+      2 * 2 / 252)
+  assert _row(table, "broadcast", metric="sap")["p_holm"] == pytest.approx(
+      2 / 252)
+  small = _row(table, "broadcast", dataset="one_seed")
+  assert np.isnan(small[["p_holm", "ci_low", "ci_high",
+                         "prob_superiority"]].astype(float)).all()
+  assert tables.num_tests(table) == 3 and tables.num_tests(
+      table, tables.SECONDARY) == 1
+  base = _row(table, "deconv", metric="mig")
+  assert np.isnan(base[["p_holm", "ci_low", "prob_superiority"]].astype(
+      float)).all()
+  other = _row(table, "broadcast", metric="mig")
+  assert other["prob_superiority"] == 1.0
+  assert other["ci_low"] <= other["diff_median"] <= other["ci_high"]
+  # Bit-for-bit reproducible, and the default families are the study's.
+  pd.testing.assert_frame_equal(
+      table, tables.comparison_table(df, primary_metrics=("mig", "dci")))
+  default = tables.comparison_table(df)
+  assert set(default[default["metric"].isin(
+      study_lib.PRIMARY_METRICS)]["family"]) == {"primary"}
+  assert set(default[default["metric"] == "sap"]["family"]) == {"secondary"}
+  strings = tables.format_table(table)
+  assert tables.HOLM_COLUMN in strings.columns
+  assert set(strings[tables.HOLM_COLUMN]) == {
+      "-", "0.016 (primary)", "0.0079 (secondary)"}

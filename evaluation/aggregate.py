@@ -17,7 +17,6 @@ from evaluation import layout
 from evaluation import study as study_lib
 from sbd_plugin import atomic
 
-METRIC_KEYS = layout.METRIC_KEYS
 TRAIN_STATS = layout.TRAIN_STATS
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
                 "metric", "value"] + list(TRAIN_STATS) + ["model_dir"]
@@ -51,6 +50,11 @@ def dlib_aggregate(output_dir):
   atomic.write_text(path, frame.to_json())
   faults.point("aggregate")
   return aggregate_results.load_aggregated_json_results(path)
+
+
+def _number(value):
+  """A float from dlib's results; NaN where a run lacks the key."""
+  return float("nan") if value is None else float(value)
 
 
 def _unquote(value):
@@ -98,20 +102,19 @@ def tidy_results(study, output_dir, wide=None):
   rows = []
   for _, row in wide.iterrows():
     run = runs.get(_unquote(row.get(layout.MODEL_NAME_KEY, "")))
-    fn = row.get(layout.EVALUATION_FN_KEY)
-    if run is None or fn not in METRIC_KEYS:
+    # The worker names each evaluation after its study metric.
+    metric = _unquote(row.get(layout.EVALUATION_NAME_KEY, ""))
+    if run is None or metric not in layout.METRIC_ROWS:
       continue
-    metric, key = METRIC_KEYS[fn]
-    beta = _regularisation(run, row)
-    record = {"run_id": run.run_id, "dataset": run.dataset,
+    common = {"run_id": run.run_id, "dataset": run.dataset,
               "model": run.model, "decoder": run.decoder, "seed": run.seed,
-              "beta": beta, "metric": metric, "value": float(row[key]),
+              "beta": _regularisation(run, row),
               "model_dir": layout.model_dir(study_lib.run_dir(output_dir,
                                                               run))}
     for stat in TRAIN_STATS:
-      value = row.get(layout.train_stat_key(stat))
-      record[stat] = float("nan") if value is None else float(value)
-    rows.append(record)
+      common[stat] = _number(row.get(layout.train_stat_key(stat)))
+    for label, key in layout.METRIC_ROWS[metric]:
+      rows.append(dict(common, metric=label, value=_number(row.get(key))))
   frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
                             "metric"]).reset_index(drop=True)

@@ -35,9 +35,21 @@ DPI = 110
 # Fixed colours for the two decoders of the study, so that every figure of a
 # report uses the same ones; other labels take the remaining tab10 colours.
 _FIXED_COLOURS = {"broadcast": "tab:blue", "deconv": "tab:orange"}
-METRIC_NAMES = {"mig": "MIG", "factor_vae": "FactorVAE score",
-                "dci": "DCI disentanglement", "beta_vae": "BetaVAE score",
-                "sap": "SAP score", "modularity": "Modularity"}
+METRIC_NAMES = {
+    "mig": "MIG", "factor_vae": "FactorVAE score",
+    "dci": "DCI disentanglement", "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness (test acc.)",
+    "beta_vae": "BetaVAE score", "sap": "SAP score",
+    "modularity": "Modularity", "explicitness": "Explicitness (test)",
+    "irs": "IRS", "gaussian_total_correlation": "Gaussian total correlation",
+    "gaussian_wasserstein_correlation": "Gaussian Wasserstein correlation",
+    "gaussian_wasserstein_correlation_norm":
+        "Gaussian Wasserstein corr. (normalised)",
+    "mutual_info_score": "Mutual information score",
+    **{"downstream_%s_%d" % (key, size): "Downstream %s, %d train (test acc.)"
+       % (name, size) for key, name in (("lr", "log. regression"),
+                                        ("gbt", "boosted trees"))
+       for size in (10, 100, 1000, 10000)}}
 _UNKNOWN_BETA = "unknown"  # Shown for runs whose beta is not known (NaN).
 
 

@@ -11,6 +11,9 @@ dlib's result JSONs; every other module asks it. A study folder is:
   <output>/runs/<run_id>/DONE.json        written last: the run is finished
   <output>/runs/<run_id>/error.log        the last failure's traceback
   <output>/runs/<run_id>/worker.log       the worker's output
+  <output>/runs/<run_id>/timings.json     seconds of each finished step
+  <output>/runs/<run_id>/model/progress.json   training step and rate, live
+  <output>/slurm/                         submitit's job files and logs
   <output>/results/                       aggregated tables
   <output>/figures/                       the report's figures
   <output>/report.md
@@ -25,6 +28,9 @@ RUN_SPEC = "run.json"
 DONE_FILE = "DONE.json"
 ERROR_FILE = "error.log"
 WORKER_LOG = "worker.log"
+TIMINGS_FILE = "timings.json"
+PROGRESS_FILE = "progress.json"  # In the model folder, while training runs.
+SLURM_DIR = "slurm"
 REPORT = "report.md"
 REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
 
@@ -37,12 +43,48 @@ EVALUATION_FN_KEY = "evaluation_config.evaluation.evaluation_fn"
 TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 # The gin parameter that weighs each model's regulariser.
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
-# dlib's evaluation function -> (metric label, result key it reports).
-METRIC_KEYS = {
-    "@mig": ("mig", "evaluation_results.discrete_mig"),
-    "@factor_vae_score": ("factor_vae", "evaluation_results.eval_accuracy"),
-    "@dci": ("dci", "evaluation_results.disentanglement"),
+EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
+
+# Every metric dlib ships, by its study name: the table rows it gives, each a
+# row label and the key of dlib's evaluation results it reads.
+_DOWNSTREAM_SIZES = (10, 100, 1000, 10000)  # dlib's study train sizes
+
+
+def _downstream_rows(prefix):
+  return tuple(("%s_%d" % (prefix, size),
+                "evaluation_results.%d:mean_test_accuracy" % size)
+               for size in _DOWNSTREAM_SIZES)
+
+
+METRIC_ROWS = {
+    "beta_vae": (("beta_vae", "evaluation_results.eval_accuracy"),),
+    "factor_vae": (("factor_vae", "evaluation_results.eval_accuracy"),),
+    "mig": (("mig", "evaluation_results.discrete_mig"),),
+    "dci": (("dci", "evaluation_results.disentanglement"),
+            ("dci_completeness", "evaluation_results.completeness"),
+            ("dci_informativeness",
+             "evaluation_results.informativeness_test")),
+    "sap": (("sap", "evaluation_results.SAP_score"),),
+    "modularity_explicitness": (
+        ("modularity", "evaluation_results.modularity_score"),
+        ("explicitness", "evaluation_results.explicitness_score_test")),
+    "irs": (("irs", "evaluation_results.IRS"),),
+    "unsupervised": (
+        ("gaussian_total_correlation",
+         "evaluation_results.gaussian_total_correlation"),
+        ("gaussian_wasserstein_correlation",
+         "evaluation_results.gaussian_wasserstein_correlation"),
+        ("gaussian_wasserstein_correlation_norm",
+         "evaluation_results.gaussian_wasserstein_correlation_norm"),
+        ("mutual_info_score", "evaluation_results.mutual_info_score")),
+    "downstream_logistic_regression": _downstream_rows("downstream_lr"),
+    "downstream_boosted_trees": _downstream_rows("downstream_gbt"),
 }
+
+
+def metric_labels(metrics):
+  """The table rows of the study metrics `metrics`, in order."""
+  return [label for metric in metrics for label, _ in METRIC_ROWS[metric]]
 
 
 def train_stat_key(stat):
@@ -96,6 +138,11 @@ def heldout_errors_csv(output_dir):
   return os.path.join(results_dir(output_dir), "heldout_errors.csv")
 
 
+def slurm_dir(output_dir):
+  """submitit's folder: one subfolder per job with its pickles and logs."""
+  return os.path.join(output_dir, SLURM_DIR)
+
+
 def figures_dir(output_dir):
   return os.path.join(output_dir, "figures")
 
@@ -134,6 +181,10 @@ def worker_log(directory):
   return os.path.join(directory, WORKER_LOG)
 
 
+def timings_path(directory):
+  return os.path.join(directory, TIMINGS_FILE)
+
+
 def model_dir(directory):
   return os.path.join(directory, "model")
 
@@ -157,6 +208,11 @@ def step_result(step_dir, kind):
 def step_gin(step_dir, kind):
   """dlib's operative gin config of a step (e.g. `train.gin` of a model)."""
   return os.path.join(step_dir, "results", "gin", kind + ".gin")
+
+
+def progress_path(model_dir_path):
+  """The training's live progress (step, total, steps/s) in a model folder."""
+  return os.path.join(model_dir_path, PROGRESS_FILE)
 
 
 def tfhub_dir(model_dir_path):

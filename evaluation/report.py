@@ -132,7 +132,8 @@ def build_report(study, output_dir, outcomes=None):
 
   table = tables.comparison_table(frame, study.baseline, study.primary_metrics)
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
-  secondary = [m for m in study.metrics if m not in study.primary_metrics]
+  secondary = [m for m in layout.metric_labels(study.metrics)
+               if m not in study.primary_metrics]
   lines += ["## Spatial Broadcast vs baseline", "",
             "Per dataset, model, beta and metric: median [interquartile range] "
             "over seeds per decoder (n = seeds); the difference of medians "
@@ -171,7 +172,7 @@ def build_report(study, output_dir, outcomes=None):
   lines += ["## Figures", ""]
   path = figures.plot_metric_distributions(
       frame, os.path.join(fig_dir, "metric_distributions.png"),
-      study.baseline, study.metrics)
+      study.baseline, layout.metric_labels(study.metrics))
   lines += _figure_section("Metric distributions", path, output_dir,
                            "Each point is one seed; the bar marks the median.")
   path = figures.plot_rate_distortion(

@@ -48,6 +48,8 @@ _GIN_PARAMETER = re.compile(
 _GIN_REFERENCE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_./]*(\(\))?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _MAX_SEED = 2**31 - 1
+# A SLURM partition, or a comma-separated list of them (written into sbatch).
+SLURM_PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
 
 # The study file's keys: key -> (type check name, description). Tables map to
 # a nested dict; "{}" marks a table whose keys are names given elsewhere.
@@ -70,8 +72,9 @@ SCHEMA = {
     "postprocess": {"config": ("str", "dlib postprocessing gin config")},
     "metrics": {
         "names": ("names", "metrics to compute, in table order"),
-        "primary": ("names", "the metrics of the study's main claim (Holm "
-                    "correction within them; the rest are secondary)"),
+        "primary": ("names", "the table rows of the study's main claim "
+                    "(Holm correction within them; the rest are "
+                    "secondary)"),
         "configs": ("{}", "metric name -> gin config file"),
         "bindings": ("bindings", "gin bindings for every metric"),
     },
@@ -81,6 +84,15 @@ SCHEMA = {
         "traversals": ("bool", "draw latent traversals"),
         "latent_geometry": ("pair", "two factors (names or indices)"),
         "heldout": ("pair", "[training dataset, held-out dataset]"),
+    },
+    # Defaults and use: evaluation.executors.base.Settings.
+    "resources": {
+        "partition": ("partition", "SLURM partition of the runs' jobs"),
+        "time_minutes": ("positive_int", "time limit of each SLURM job"),
+        "gpus_per_run": ("non_negative_number",
+                         "GPUs per training (a fraction shares a GPU)"),
+        "cpus_per_run": ("positive_int", "CPUs per training or evaluation"),
+        "retries": ("non_negative_int", "retries of a failed task"),
     },
 }
 
@@ -128,6 +140,8 @@ class Study:
   baseline: str = BASELINE  # the decoder every other one is compared with
   metrics: Tuple[str, ...] = METRICS  # study metric names, in table order
   primary_metrics: Tuple[str, ...] = PRIMARY_METRICS
+  # The [resources] table as written (keys of SCHEMA["resources"]).
+  resources: Dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 class StudyError(ValueError):
@@ -247,6 +261,16 @@ _CHECKS = {
     "positive_int": lambda f, v: (
         (not isinstance(v, bool) and isinstance(v, int) and v >= 1) or _fail(
             f, "must be a whole number >= 1", v)),
+    "non_negative_int": lambda f, v: (
+        (not isinstance(v, bool) and isinstance(v, int) and v >= 0) or _fail(
+            f, "must be a whole number >= 0", v)),
+    "non_negative_number": lambda f, v: (
+        (not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0)
+        or _fail(f, "must be a number >= 0, e.g. 0.25", v)),
+    "partition": lambda f, v: (
+        (isinstance(v, str) and SLURM_PARTITION.match(v)) or _fail(
+            f, "must be a SLURM partition name (letters, digits, '_', '-', "
+            "'.'; several separated by commas)", v)),
     "pair": lambda f, v: (
         (isinstance(v, list) and len(v) == 2 and all(
             isinstance(x, (str, int)) and not isinstance(x, bool)
@@ -316,6 +340,19 @@ def _check_references(spec):
       if key not in names:
         raise StudyError("Study field `%s` names %r, which is not in `%s` "
                          "(%s)." % (field, key, listed, ", ".join(names)))
+  metrics = spec.get("metrics", {})
+  names = metrics.get("names", list(METRICS))
+  for name in names:
+    if name not in layout.METRIC_ROWS:
+      raise StudyError("Study field `metrics.names` lists %r, which is not "
+                       "one of dlib's metrics: %s." % (
+                           name, ", ".join(layout.METRIC_ROWS)))
+  labels = layout.metric_labels(names)
+  for label in metrics.get("primary", []):
+    if label not in labels:
+      raise StudyError("Study field `metrics.primary` lists %r, which is not "
+                       "a table row of the study's metrics (%s)." % (
+                           label, ", ".join(labels)))
   baseline = spec.get("baseline")
   if baseline is not None and baseline not in spec["decoders"]:
     raise StudyError("Study field `baseline` is %r, which is not in "
@@ -425,7 +462,10 @@ def parse_study(path):
                source=os.path.abspath(path),
                baseline=spec.get("baseline", BASELINE),
                metrics=tuple(metric_names),
-               primary_metrics=tuple(metrics.get("primary", PRIMARY_METRICS)))
+               resources=dict(spec.get("resources", {})),
+               primary_metrics=tuple(metrics.get("primary", [
+                   m for m in PRIMARY_METRICS
+                   if m in layout.metric_labels(metric_names)])))
 
 
 def run_dir(output_dir, run):

@@ -138,6 +138,37 @@ def _install_save_animation_fix():
   visualize_util.save_animation = save_animation
 
 
+# --- downstream logistic regression on small training sets -------------------
+
+
+def _skipping_unfittable_sizes(compute_loss):
+  """dlib's downstream `_compute_loss`, NaN where the predictor cannot fit."""
+  import logging  # pylint: disable=g-import-not-at-top
+
+  def _compute_loss(x_train, y_train, x_test, y_test, predictor_fn):
+    try:
+      return compute_loss(x_train, y_train, x_test, y_test, predictor_fn)
+    except ValueError as e:
+      if "inhomogeneous" not in str(e):
+        raise
+      logging.warning(
+          "Downstream task with %d training points: %s cannot be fitted on "
+          "this stack (a cross-validation fold lacks some classes); its "
+          "accuracies are NaN.", x_train.shape[0], predictor_fn)
+      nan = [float("nan")] * y_train.shape[0]
+      return nan, list(nan)
+
+  _compute_loss.sbd_plugin_fix = True
+  return _compute_loss
+
+
+def _install_downstream_small_sizes_fix():
+  from disentanglement_lib.evaluation.metrics import downstream_task  # pylint: disable=g-import-not-at-top
+  if not getattr(downstream_task._compute_loss, "sbd_plugin_fix", False):  # pylint: disable=protected-access
+    downstream_task._compute_loss = _skipping_unfittable_sizes(  # pylint: disable=protected-access
+        downstream_task._compute_loss)  # pylint: disable=protected-access
+
+
 # Applied in this order, before the plugin hooks (see `dlib_bridge.activate`).
 FIXES = (
     FixInfo("tf_contrib", ["methods/unsupervised/train.py",
@@ -156,4 +187,9 @@ FIXES = (
     FixInfo("save_animation", ["visualize/visualize_util.py"],
             "current imageio/Pillow reject float frames and the fps keyword",
             _install_save_animation_fix),
+    FixInfo("downstream_small_sizes", ["evaluation/metrics/downstream_task.py"],
+            "LogisticRegressionCV (scikit-learn 1.5, numpy 1.26) raises when "
+            "a CV fold lacks some classes, as with dlib's 10- and 100-point "
+            "training sets: those sizes become NaN, the others are computed",
+            _install_downstream_small_sizes_fix),
 )

@@ -1,0 +1,50 @@
+"""Every metric dlib ships, through the study runner, into results and tables."""
+import os
+import textwrap
+
+import pandas as pd
+
+from evaluation import layout
+from tests.conftest import REPO
+from tests.conftest import run_tool
+
+TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
+
+
+def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
+  metrics = list(layout.METRIC_ROWS)
+  spec = tmp_path / "all.toml"
+  spec.write_text(textwrap.dedent("""
+      name = "all_metrics"
+      datasets = ["colored_sprites"]
+      models = ["vae"]
+      decoders = ["deconv"]
+      seeds = [0]
+      [train]
+      bindings = ["model.training_steps = 4", "model.eval_steps = 1",
+                  "model.batch_size = 8"]
+      [figures]
+      traversals = false
+      [metrics]
+      names = {names}
+      [metrics.configs]
+      {configs}
+      """).format(names="[%s]" % ", ".join('"%s"' % m for m in metrics),
+                  configs="\n".join('%s = "%s/%s.gin"' % (m, TINY, m)
+                                    for m in metrics)))
+  out = tmp_path / "out"
+  proc = run_tool(["sbd_study", "run", str(spec), "--output", str(out)],
+                  check=False, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  frame = pd.read_csv(out / "results" / "results.csv")
+  assert list(frame["metric"].unique()) == sorted(
+      layout.metric_labels(metrics))
+  measured = frame.dropna(subset=["value"])
+  # The tiny downstream configs train on 10 and 100 examples only.
+  missing = set(frame["metric"]) - set(measured["metric"])
+  assert missing == {"downstream_lr_1000", "downstream_lr_10000",
+                     "downstream_gbt_1000", "downstream_gbt_10000"}
+  comparison = pd.read_csv(out / "results" / "comparison.csv")
+  assert set(comparison["metric"]) == set(measured["metric"])
+  report = (out / "report.md").read_text()
+  assert "| dci_completeness |" in report and "| irs |" in report

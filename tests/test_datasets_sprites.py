@@ -8,11 +8,13 @@ fake files in the real layout (a 3 GB fake is out of reach): the streaming
 reader and converter take the expected image count, so the same code that
 converts the real file converts the first 2,048 dSprites masks here.
 """
+import colorsys
 import json
 import logging
 import os
 
 import gin
+from matplotlib import colors as mpl_colors
 import numpy as np
 import pytest
 
@@ -77,9 +79,11 @@ def test_gin_bins_and_box():
   d = colored_sprites.ColoredSprites()
   assert d.factors_num_values[5:] == [6, 4, 4]
   np.testing.assert_allclose(d.factor_values(7), [.825, .875, .925, .975])
-  images = d.sample_observations(32, np.random.RandomState(0))
-  # Value is the max RGB channel; all sprites are at least 0.8 bright.
-  assert images.max((1, 2, 3)).min() >= 0.825 - 1e-6
+  images = d.sample_observations(256, np.random.RandomState(0))
+  # Value is the max RGB channel; all sprites are at least 0.8 bright, and
+  # the lowest value bin reaches below its centre (0.825).
+  brightness = images.max((1, 2, 3))
+  assert brightness.min() >= 0.8 - 1e-6 and brightness.min() < 0.825
 
 
 def test_sampling_types_range_and_determinism(data):
@@ -91,8 +95,11 @@ def test_sampling_types_range_and_determinism(data):
   assert x1.min() >= 0 and x1.max() <= 1
   np.testing.assert_array_equal(f1, f2)
   np.testing.assert_array_equal(x1, x2)
-  again = data.sample_observations_from_factors(f1, np.random.RandomState(9))
-  np.testing.assert_array_equal(again, x1)
+  # sample() is sample_factors then the colours, from the same state.
+  rs = np.random.RandomState(3)
+  f3 = data.sample_factors(64, rs)
+  np.testing.assert_array_equal(
+      data.sample_observations_from_factors(f3, rs), x1)
 
 
 def test_position_moves_centroid_right_and_down(data):
@@ -120,15 +127,111 @@ def test_scale_grows_area_and_background_is_black(data):
   assert (images[:, :2].max() == 0) and (images[:, :, -2:].max() == 0)
 
 
+def _sprite_colours(images):
+  """The one RGB colour [N, 3] of each sprite of images [N, 64, 64, 3]."""
+  lit = images.max(-1) > 0
+  colours = np.array([image[mask][0] for image, mask in zip(images, lit)])
+  for image, mask, colour in zip(images, lit, colours):
+    assert (image[mask] == colour).all()  # One colour per sprite.
+  return colours
+
+
+def _offsets_in_boxes(data, factors, colours):
+  """Where colours [N, 3] lie in their bins' HSV boxes, in bin widths.
+
+  0 is the box's low edge, 1 its high edge; hue is compared on the circle.
+  """
+  low, high = data.colour_boxes(factors[:, 5:])
+  hsv = mpl_colors.rgb_to_hsv(colours.astype(np.float64))
+  offset = hsv - low
+  offset[:, 0] = (offset[:, 0] + 0.5) % 1. - 0.5
+  return offset / (high - low)
+
+
+def test_hsv_to_rgb_matches_colorsys():
+  rs = np.random.RandomState(0)
+  hsv = rs.random_sample((1000, 3))
+  hsv[:, 0] = hsv[:, 0] * 3. - 1.  # Any hue: taken modulo 1.
+  hsv[:6, 0] = np.arange(6) / 6.  # The corners of the hexagon.
+  want = np.array([colorsys.hsv_to_rgb(h % 1., s, v) for h, s, v in hsv])
+  np.testing.assert_allclose(colored_sprites.hsv_to_rgb(hsv), want,
+                             atol=1e-7)
+  np.testing.assert_array_equal(colored_sprites.hsv_to_rgb(hsv, repeat=8),
+                                np.tile(colored_sprites.hsv_to_rgb(hsv), 8))
+
+
+def test_one_factor_row_draws_many_colours_inside_its_bin(data):
+  f = _factors(data, 2000, shape=2, scale=5, posX=16, posY=16, hue=1,
+               saturation=2, value=3)
+  images = data.sample_observations_from_factors(f, np.random.RandomState(0))
+  lit = images.max(-1) > 0
+  assert (lit == lit[0]).all()  # Colour only: the geometry is the factors'.
+  colours = _sprite_colours(images)
+  assert len(np.unique(colours, axis=0)) > 1990
+  offsets = _offsets_in_boxes(data, f, colours)
+  assert offsets.min() >= -1e-4 and offsets.max() <= 1 + 1e-4
+  # Uniform in the box: every channel spans it.
+  assert (offsets.min(0) < 0.01).all() and (offsets.max(0) > 0.99).all()
+
+
+def test_colour_bins_do_not_overlap(data):
+  rs = np.random.RandomState(1)
+  f = data.sample_factors(20000, rs)
+  colours = _sprite_colours(data.sample_observations_from_factors(f, rs))
+  offsets = _offsets_in_boxes(data, f, colours)
+  # Every colour lies in its own bin's box ...
+  assert offsets.min() >= -1e-4 and offsets.max() <= 1 + 1e-4
+  # ... and the boxes of neighbouring bins touch but do not overlap.
+  hsv = mpl_colors.rgb_to_hsv(colours.astype(np.float64))
+  # Hue on the turn of the circle nearest its bin centre (1 - 1e-9 is 0).
+  centre = data.factor_values(5)[f[:, 5]]
+  hsv[:, 0] += np.round(centre - hsv[:, 0])
+  low, high = data.colour_boxes(np.zeros((1, 3), np.int64))
+  width = (high - low)[0]
+  for channel in range(3):
+    bins = f[:, 5 + channel]
+    highest = np.array([hsv[bins == b, channel].max() for b in range(4)])
+    lowest = np.array([hsv[bins == b, channel].min() for b in range(4)])
+    assert (highest[:-1] <= lowest[1:] + 1e-5).all()
+    # Each bin's colours fill its box.
+    assert (highest - lowest > 0.95 * width[channel]).all()
+
+
+def test_hue_bin_that_spans_one_wraps_around():
+  gin.parse_config(["colored_sprites.hue_range = (0.875, 1.875)"])
+  d = colored_sprites.ColoredSprites()
+  f = _factors(d, 2000, shape=0, scale=5, posX=16, posY=16, hue=0,
+               saturation=3, value=3)
+  colours = _sprite_colours(
+      d.sample_observations_from_factors(f, np.random.RandomState(2)))
+  offsets = _offsets_in_boxes(d, f, colours)
+  assert offsets.min() >= -1e-4 and offsets.max() <= 1 + 1e-4
+  hue = mpl_colors.rgb_to_hsv(colours.astype(np.float64))[:, 0]
+  # Reds on both sides of hue 0: [0.875, 1) and [0, 0.125).
+  assert ((hue > 0.875) & (hue < 0.9)).any() and (hue < 0.02).any()
+  assert not ((hue > 0.125 + 1e-5) & (hue < 0.875 - 1e-5)).any()
+  assert (colours.argmax(1) == 0).all()
+
+
+def test_same_random_state_gives_the_same_images(data):
+  f = data.sample_factors(64, np.random.RandomState(4))
+  first = data.sample_observations_from_factors(f, np.random.RandomState(7))
+  again = data.sample_observations_from_factors(f, np.random.RandomState(7))
+  other = data.sample_observations_from_factors(f, np.random.RandomState(8))
+  np.testing.assert_array_equal(first, again)
+  # Another state: the same sprites in other colours of the same bins.
+  np.testing.assert_array_equal(first.max(-1) > 0, other.max(-1) > 0)
+  assert not np.array_equal(_sprite_colours(first), _sprite_colours(other))
+  assert np.abs(_offsets_in_boxes(data, f, _sprite_colours(other)) -
+                0.5).max() <= 0.5 + 1e-4
+
+
 def test_colour_factors_set_the_sprite_colour(data):
   f = _factors(data, 4, shape=2, scale=5, posX=16, posY=16, saturation=3,
                value=3)
   f[:, 5] = np.arange(4)
-  images = data.sample_observations_from_factors(f, None)
-  lit = images.max(-1) > 0
-  colours = np.array([images[i][lit[i]][0] for i in range(4)])
-  for i in range(4):  # One colour per sprite.
-    assert (images[i][lit[i]] == colours[i]).all()
+  # Without a random_state a sprite has its bin's centre colour.
+  colours = _sprite_colours(data.sample_observations_from_factors(f, None))
   # Hue bin centres 0.125 (orange), 0.375 (green), 0.625 (blue), 0.875
   # (magenta) at s = v = 0.9375.
   assert colours.argmax(1).tolist() == [0, 1, 2, 0]
@@ -283,9 +386,10 @@ def test_holdout_train_never_and_test_only_samples_region(data):
   assert (f_train[:, 0] == 2).any() and (f_test[:, 0] == 2).all()
   assert set(np.unique(f_test[:, 3])) == set(range(8, 24))
   # Any factors render, inside the region or not (dlib metrics need this).
-  images = train.sample_observations_from_factors(f_test[:8], rs)
-  np.testing.assert_array_equal(
-      images, data.sample_observations_from_factors(f_test[:8], rs))
+  images = train.sample_observations_from_factors(f_test[:8],
+                                                  np.random.RandomState(5))
+  np.testing.assert_array_equal(images, data.sample_observations_from_factors(
+      f_test[:8], np.random.RandomState(5)))
 
 
 def test_small_sprites_are_smaller():

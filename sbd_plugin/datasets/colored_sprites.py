@@ -2,13 +2,13 @@
 
 The paper's main dataset. Masks are DeepMind's dSprites masks, read from the
 user's real file when present, otherwise drawn by a rasteriser fitted to real
-dSprites frames (see `dsprites_masks`). Colour is a ground-truth factor (hue,
-saturation, value bins), so dlib's metrics score it.
+dSprites frames (see `dsprites_masks`). Colour is drawn per sample uniformly
+from the HSV box of the sample's (hue, saturation, value) bin: training sees
+the paper's continuous colour, while the ground-truth factors dlib's metrics
+score are the bin indices.
 
 Factor order: shape, scale, orientation, posX, posY, hue, saturation, value.
 """
-import colorsys
-
 from disentanglement_lib.data.ground_truth import ground_truth_data
 import gin.tf
 import numpy as np
@@ -27,17 +27,58 @@ def bin_centres(value_range, num_bins):
   return low + (np.arange(num_bins) + 0.5) * (high - low) / num_bins
 
 
+# Per RGB channel: centre c, slope g and offset o of the hue term
+# g * |h - c| + o, which clipped to [0, 1] is 1 - (channel at s = v = 1).
+_HUE_CENTRES = np.array([3., 2., 4.]) / 6.
+_HUE_SLOPES = np.array([-6., 6., 6.])
+_HUE_OFFSETS = np.array([2., -1., -1.])
+
+
+def hsv_to_rgb(hsv, repeat=1):
+  """Converts colours [N, 3] from HSV to RGB, all in [0, 1] (vectorised).
+
+  The same colours as colorsys.hsv_to_rgb (to float32 rounding), from the
+  closed form channel = v - v * s * clip(g * |h - c| + o, 0, 1) (constants
+  _HUE_*). It runs once per sampled chunk, hence a dozen small in-place
+  array operations: matplotlib's takes several times longer on 64 colours.
+
+  Args:
+    hsv: Float array [N, 3]; hue is taken modulo 1.
+    repeat: Number of copies of (r, g, b) along the last axis; the renderer
+      asks for 8 (one per pixel of a packed byte).
+
+  Returns:
+    Float32 array [N, 3 * repeat].
+  """
+  hsv = np.asarray(hsv, np.float64)
+  k = np.subtract(np.remainder(hsv[:, :1], 1.), _HUE_CENTRES)
+  np.abs(k, out=k)
+  k *= _HUE_SLOPES
+  k += _HUE_OFFSETS
+  np.minimum(k, 1., out=k)
+  np.maximum(k, 0., out=k)
+  value = hsv[:, 2:]
+  k *= value * hsv[:, 1:2]
+  rgb = np.subtract(value, k, dtype=np.float32)
+  if repeat == 1:
+    return rgb
+  return np.repeat(rgb[:, None], repeat, axis=1).reshape(len(rgb), 3 * repeat)
+
+
 @gin.configurable("colored_sprites", denylist=[])
 class ColoredSprites(ground_truth_data.GroundTruthData):
-  """dSprites recoloured per sample; colour is a ground-truth factor.
+  """dSprites recoloured per sample; the colour's bin is a ground-truth factor.
 
   Factors (index: name, number of values):
     0 shape 3, 1 scale 6, 2 orientation 40, 3 posX 32, 4 posY 32,
     5 hue num_hue_bins, 6 saturation num_saturation_bins,
     7 value num_value_bins.
-  A sample's colour is the centre of its (hue, saturation, value) bin, so an
-  observation is a deterministic function of its factors (dlib's metrics
-  render the same factors more than once and expect the same image).
+  A sample's colour is drawn uniformly from the HSV box of its (hue,
+  saturation, value) bin, with the random_state given to
+  sample_observations_from_factors (as dlib's ColorDSprites draws its
+  colour): the same factors and random_state give the same image, and the
+  within-bin colour is a nuisance the colour factors' labels do not see.
+  Without a random_state (None) the colour is the bin centre.
   """
 
   def __init__(self, hue_range=(0., 1.), saturation_range=(0.5, 1.),
@@ -46,23 +87,21 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
     """Initialises the dataset.
 
     Args:
-      hue_range: (low, high) hue in [0, 1]; hue wraps around at 1.
+      hue_range: (low, high) hue; hue wraps around at 1, so the range (and
+        a bin) may cross it, e.g. (0.875, 1.875).
       saturation_range: (low, high) saturation in [0, 1].
       value_range: (low, high) value (brightness) in [0, 1].
       num_hue_bins: Number of hue factor values.
       num_saturation_bins: Number of saturation factor values.
       num_value_bins: Number of value factor values.
     """
-    self.colour_values = [bin_centres(hue_range, num_hue_bins),
-                          bin_centres(saturation_range, num_saturation_bins),
-                          bin_centres(value_range, num_value_bins)]
-    grid = np.stack(np.meshgrid(*self.colour_values, indexing="ij"), axis=-1)
-    grid[..., 0] %= 1.
-    # Colour table indexed by the flat (hue, saturation, value) bin.
-    self.colours = np.array([colorsys.hsv_to_rgb(*hsv)
-                             for hsv in grid.reshape(-1, 3)], np.float32)
-    self._colour_strides = np.array(
-        [num_saturation_bins * num_value_bins, num_value_bins, 1], np.int64)
+    ranges = (hue_range, saturation_range, value_range)
+    bins = (num_hue_bins, num_saturation_bins, num_value_bins)
+    self.colour_values = [bin_centres(r, n) for r, n in zip(ranges, bins)]
+    # Bin j of colour channel c: [low_c + j width_c, low_c + (j + 1) width_c).
+    self._colour_low = np.array([r[0] for r in ranges], np.float64)
+    self._colour_width = np.array([(r[1] - r[0]) / n
+                                   for r, n in zip(ranges, bins)], np.float64)
     self._sizes = list(raster.DSPRITES_FACTOR_SIZES) + [
         num_hue_bins, num_saturation_bins, num_value_bins]
     # A plain ndarray view: indexing an np.memmap goes through its Python
@@ -71,7 +110,6 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
     # bits[b] = the 8 pixels of packed byte b (most significant bit first).
     bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)
     self._bits24 = np.repeat(bits, 3, axis=1).astype(np.float32)  # [256, 24]
-    self._colours24 = np.tile(self.colours, (1, 8))  # [colours, 24]
     self._row_origin = raster.row_origin(raster.POSITION_VALUES)
 
   def _load_masks(self):
@@ -83,12 +121,51 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
     """Returns the values (the grid) of factor i as a numpy array.
 
     Shapes are 0, 1, 2 (see dsprites_raster.SHAPE_NAMES); orientation is in
-    radians; colour factors are bin centres in HSV units.
+    radians; colour factors are bin centres in HSV units (a sample's colour
+    lies anywhere in its bin, see colour_boxes).
     """
     grids = [np.arange(3), raster.SCALE_VALUES, raster.ORIENTATION_VALUES,
              raster.POSITION_VALUES, raster.POSITION_VALUES]
     grids += self.colour_values
     return np.array(grids[i])
+
+  def colour_boxes(self, colour_bins):
+    """Returns the HSV boxes of (hue, saturation, value) bins.
+
+    Args:
+      colour_bins: Int array [N, 3], bin indices (factors 5, 6, 7).
+
+    Returns:
+      (low, high): float arrays [N, 3] in HSV units; a colour of the bin has
+      low <= hsv < high. Hue is not reduced modulo 1, so a bin that spans
+      hue 1 -> 0 has high > 1 (or low < 0).
+    """
+    low = self._colour_low + np.asarray(colour_bins) * self._colour_width
+    return low, low + self._colour_width
+
+  def sample_colours(self, colour_bins, random_state, repeat=1):
+    """Draws one RGB colour per row of colour_bins, uniform in its HSV box.
+
+    Args:
+      colour_bins: Int array [N, 3], bin indices (factors 5, 6, 7).
+      random_state: numpy RandomState (3 uniform draws a row); None gives
+        the bin centres.
+      repeat: Copies of each colour along the last axis (see hsv_to_rgb).
+
+    Returns:
+      Float32 array [N, 3 * repeat] in [0, 1].
+    """
+    colour_bins = np.asarray(colour_bins)
+    if random_state is None:
+      hsv = np.full(colour_bins.shape, 0.5)
+    else:
+      hsv = random_state.random_sample(colour_bins.shape)
+    # In place: this runs once per sampled chunk, on [N, 3] arrays.
+    hsv += colour_bins
+    hsv *= self._colour_width
+    hsv += self._colour_low
+    # hsv_to_rgb takes hue modulo 1: a bin may span hue 1 -> 0.
+    return hsv_to_rgb(hsv, repeat)
 
   @property
   def num_factors(self):
@@ -124,10 +201,19 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
   def sample_observations_from_factors(self, factors, random_state):
     """Renders factors [N, 8] as float32 images [N, 64, 64, 3] in [0, 1].
 
-    Deterministic: random_state is unused (colours are bin centres).
+    Args:
+      factors: Int array [N, 8], factor indices.
+      random_state: numpy RandomState drawing each sprite's colour inside
+        its HSV bin (3 uniform draws a sample); the same state gives the
+        same images. None renders bin-centre colours (deterministic, e.g.
+        for figures).
+
+    Returns:
+      Float32 array [N, 64, 64, 3].
     """
-    del random_state
     factors = np.asarray(factors, dtype=np.int64)
+    # [N, 24]: the sample's colour for each of the 8 pixels of a byte.
+    colours24 = self.sample_colours(factors[:, 5:], random_state, repeat=8)
     num = len(factors)
     windows = np.asarray(self.masks[raster.factors_to_index(factors)])
     # Write only the bytes that hold sprite pixels: a batch is ~94% black,
@@ -140,12 +226,11 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
     first = (np.arange(num) * (raster.IMAGE_SIZE * raster.IMAGE_SIZE // 8) +
              self._row_origin[factors[:, 4]] * (raster.IMAGE_SIZE // 8))
     dest = first[sample] + nonzero % window_bytes
-    colour = factors[:, 5:] @ self._colour_strides
     # Aligned, so that TensorFlow takes the batch without copying it.
     out = aligned.zeros((num, raster.IMAGE_SIZE, raster.IMAGE_SIZE, 3))
     # Two same-shape gathers and one product beat a broadcast (8, 3) product.
     out.reshape(-1, 24)[dest] = (self._bits24[flat[nonzero]] *
-                                 self._colours24[colour[sample]])
+                                 colours24[sample])
     return out
 
   def masks_from_factors(self, factors):

@@ -1,12 +1,14 @@
 """Numbers from trained models: what the report's model figures show.
 
 Loads a trained dlib model's TF-Hub module (`<model_dir>/tfhub`) and computes,
-on numpy arrays: latent traversals of a seed image (`traversal_images`), the
+on numpy arrays: latent traversals of a seed image (`traversal_images`, and
+`traversal_comparison` for several models on the same image), the
 latent-space geometry of a grid of lines in two factors (`latent_geometry`),
 per-image reconstruction errors (`reconstruction_errors`) and the seen vs
 held-out errors of a study's runs (`heldout_errors`). The arithmetic lives in
-pure functions of arrays (`latent_order`, `grid_of_lines`, `bernoulli_errors`)
-that tests call directly. Drawing is evaluation/figures.py's job.
+pure functions of arrays (`latent_order`, `grid_of_lines`, `factor_r2`,
+`choose_latent_pair`, `region_box`, `bernoulli_errors`) that tests call
+directly. Drawing is evaluation/figures.py's job.
 
 Functions that need a model take a HubModel (or any object with the same
 encode / decode / decode_logits / activation interface) or a model folder,
@@ -218,6 +220,23 @@ Traversals = collections.namedtuple(
                    "mean_variances", "values"])
 
 
+def _traverse(model, batch, num_values, max_latents):
+  """Traversals of batch[0] by an open model; see `traversal_images`."""
+  values = np.linspace(-2.0, 2.0, num_values)
+  mean, logvar = model.encode(batch)
+  mean_variances = np.exp(logvar).mean(axis=0)
+  latents = latent_order(mean_variances, max_latents=max_latents)
+  seed_point = mean[0]
+  codes = np.repeat(seed_point[None, :], len(latents) * num_values, axis=0)
+  for row, latent in enumerate(latents):
+    codes[row * num_values:(row + 1) * num_values, latent] = values
+  images = model.decode(codes)
+  reconstruction = model.decode(seed_point[None, :])[0]
+  images = images.reshape((len(latents), num_values) + images.shape[1:])
+  return Traversals(batch[0], reconstruction, images, latents,
+                    mean_variances, values)
+
+
 def traversal_images(model, ground_truth_data, num_values=7, seed=0,
                      max_latents=None, num_variance_samples=64):
   """Latent traversals of one seed image.
@@ -242,23 +261,41 @@ def traversal_images(model, ground_truth_data, num_values=7, seed=0,
     latents (the L shown indices, ordered), mean_variances (all latents) and
     values (the num_values latent values swept).
   """
-  random_state = np.random.RandomState(seed)
-  batch = ground_truth_data.sample_observations(num_variance_samples,
-                                                random_state)
-  values = np.linspace(-2.0, 2.0, num_values)
-  with _Opened(model) as m:
-    mean, logvar = m.encode(batch)
-    mean_variances = np.exp(logvar).mean(axis=0)
-    latents = latent_order(mean_variances, max_latents=max_latents)
-    seed_point = mean[0]
-    codes = np.repeat(seed_point[None, :], len(latents) * num_values, axis=0)
-    for row, latent in enumerate(latents):
-      codes[row * num_values:(row + 1) * num_values, latent] = values
-    images = m.decode(codes)
-    reconstruction = m.decode(seed_point[None, :])[0]
-  images = images.reshape((len(latents), num_values) + images.shape[1:])
-  return Traversals(batch[0], reconstruction, images, latents,
-                    mean_variances, values)
+  return traversal_comparison({None: model}, ground_truth_data, num_values,
+                              seed, max_latents, num_variance_samples)[None]
+
+
+def traversal_comparison(models, ground_truth_data, num_values=7, seed=0,
+                         max_latents=None, num_variance_samples=64):
+  """Latent traversals of several models from the same input image.
+
+  The images are sampled once and handed to every model, so all traversals
+  start from the same seed image (the one `traversal_images` uses for this
+  seed) and average their posterior variances over the same batch. Each
+  model's latents are ordered and filtered by its own variances, as in
+  `traversal_images`.
+
+  Args:
+    models: Dict label (e.g. the decoder) -> HubModel or model folder, all
+      trained on `ground_truth_data`'s dataset.
+    ground_truth_data: dlib GroundTruthData.
+    num_values: Number of steps from -2 to +2.
+    seed: Seed of the random state sampling the images.
+    max_latents: Optional cap on the number of latents shown per model.
+    num_variance_samples: Images averaged over for the posterior variances;
+      the first one is the seed image.
+
+  Returns:
+    Dict label -> Traversals, in the order of `models`; every seed_image is
+    the same array.
+  """
+  batch = ground_truth_data.sample_observations(
+      num_variance_samples, np.random.RandomState(seed))
+  traversals = {}
+  for label, model in models.items():
+    with _Opened(model) as m:
+      traversals[label] = _traverse(m, batch, num_values, max_latents)
+  return traversals
 
 
 # --- Latent-space geometry --------------------------------------------------
@@ -311,28 +348,135 @@ def grid_of_lines(num_values_x, num_values_y, num_lines=6,
 
 
 # factor_names: the dataset's factor names (None if it has none), so that a
-# figure can label its axes without the dataset.
+# figure can label its axes without the dataset. scores: the R^2 of the
+# chosen latents with factor_x and factor_y; r2: [num_latents, 2], every
+# latent's R^2 with factor_x and with factor_y (see `factor_r2`). region_box
+# and in_region: where the grid meets the held-out region, None without one
+# (see `latent_geometry`).
 Geometry = collections.namedtuple(
     "Geometry", ["lines", "latent_points", "latents", "mean_variances",
-                 "factor_x", "factor_y", "base_factors", "factor_names"],
-    defaults=(None,))
+                 "factor_x", "factor_y", "base_factors", "factor_names",
+                 "scores", "r2", "region_box", "in_region"],
+    defaults=(None,) * 5)
 
 
-def _abs_corr(a, b):
-  if np.std(a) == 0 or np.std(b) == 0:
-    return 0.0
-  return abs(float(np.corrcoef(a, b)[0, 1]))
+def factor_r2(means, factor_values, posterior_variances=None):
+  """R^2 of a least-squares line of each latent against a factor.
+
+  Without posterior variances, the squared Pearson correlation of the
+  posterior means with the factor. With them, the R^2 of a posterior sample
+  z = mean + noise, the code the decoder sees: the variance the line explains
+  over the variance of z (that of the means plus the average posterior
+  variance). That one is small for a latent whose mean moves with the factor
+  by much less than its posterior noise; for jointly Gaussian factor and
+  latent, the mutual information between them is -log(1 - R^2) / 2.
+
+  Args:
+    means: Posterior means [N, num_latents].
+    factor_values: The factor's value (or index) at each point, [N].
+    posterior_variances: Optional average posterior variance of each latent
+      over the points, [num_latents].
+
+  Returns:
+    1-D array [num_latents] in [0, 1]; 0 for a latent (or factor) that is
+    constant over the points.
+  """
+  means = np.asarray(means, np.float64)
+  factor = np.asarray(factor_values, np.float64)
+  m = means - means.mean(axis=0)
+  f = factor - factor.mean()
+  spread = (m ** 2).mean(axis=0)  # variance of the means
+  total = spread if posterior_variances is None else (
+      spread + np.asarray(posterior_variances, np.float64))
+  explained = np.zeros_like(spread)
+  if (f ** 2).mean() > 0:
+    explained = (m * f[:, None]).mean(axis=0) ** 2 / (f ** 2).mean()
+  with np.errstate(invalid="ignore", divide="ignore"):
+    r2 = np.where(total > 0, explained / total, 0.0)
+  return np.clip(r2, 0.0, 1.0)
+
+
+def choose_latent_pair(r2_x, r2_y, candidates):
+  """The latent tracking factor x best, then the best other one for y.
+
+  Args:
+    r2_x: 1-D array, each latent's score with the x factor (`factor_r2`).
+    r2_y: 1-D array, each latent's score with the y factor.
+    candidates: Latent indices to choose from, in order of preference for
+      ties (e.g. ascending average posterior variance).
+
+  Returns:
+    (latents, scores): int array [2] (x latent, y latent) and float array [2]
+    (r2_x of the first, r2_y of the second); length 1 if there is only one
+    candidate.
+  """
+  candidates = [int(c) for c in candidates]
+  # max() keeps the first of equal scores: ties go to the preferred latent.
+  x = max(candidates, key=lambda k: r2_x[k])
+  rest = [c for c in candidates if c != x]
+  if not rest:
+    return np.array([x]), np.array([r2_x[x]], float)
+  y = max(rest, key=lambda k: r2_y[k])
+  return np.array([x, y]), np.array([r2_x[x], r2_y[y]], float)
+
+
+def region_box(region, base_factors, factor_x, factor_y, num_values_x,
+               num_values_y):
+  """Where a held-out region meets the plane of two factors, as a box.
+
+  Args:
+    region: Object whose `contains(factors [N, num_factors])` says which
+      factor-index rows lie in the region (sbd_plugin's HoldoutRegion).
+    base_factors: Factor indices of the plane's other factors, [num_factors].
+    factor_x: Index of the plane's horizontal factor.
+    factor_y: Index of its vertical factor.
+    num_values_x: Number of values of factor_x.
+    num_values_y: Number of values of factor_y.
+
+  Returns:
+    (x_low, x_high, y_low, y_high), inclusive factor indices of the bounding
+    box of the plane's points inside the region, or None if there are none
+    (e.g. the base shape is not in the region).
+  """
+  ix, iy = np.meshgrid(np.arange(num_values_x), np.arange(num_values_y),
+                       indexing="ij")
+  plane = np.repeat(np.asarray(base_factors)[None, :], ix.size,
+                    axis=0).astype(np.int64)
+  plane[:, factor_x], plane[:, factor_y] = ix.ravel(), iy.ravel()
+  inside = np.asarray(region.contains(plane)).reshape(ix.shape)
+  if not inside.any():
+    return None
+  xs, ys = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(
+      inside.any(axis=0))
+  return (int(xs[0]), int(xs[-1]), int(ys[0]), int(ys[-1]))
 
 
 def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
-                    points_per_line=31, seed=0):
+                    points_per_line=31, seed=0, region=None):
   """Encodes the paper's grid of lines in two factors.
 
   All factors but two are held at a seed sample's values; lines along
-  factor_x at fixed factor_y values and vice versa are rendered and encoded,
-  and the posterior means of the two latents with the smallest average
-  posterior variance are kept. A disentangled model keeps the grid up to an
-  affine map.
+  factor_x at fixed factor_y values and vice versa are rendered and encoded.
+  A disentangled model keeps the grid up to an affine map.
+
+  The two latents shown are those that track the two factors, scored by
+  R^2 over the grid's points (`factor_r2` with the posterior variances): the
+  fraction of a latent's variance (the spread of its posterior means plus
+  its average posterior variance) that a line in the factor index explains.
+  The latent with the highest R^2 for factor_x goes on the x axis, the best
+  other one for factor_y on the y axis (`choose_latent_pair`; ties go to the
+  lower average posterior variance). The paper's choice, the two latents of
+  lowest posterior variance, need not be the position latents. R^2 rather
+  than a nonparametric mutual-information estimate because it scores what
+  the figure shows, an affine image of the grid (mutual information also
+  rewards a folded, non-monotone map); it is deterministic and lies in
+  [0, 1], so the score in the figure's labels reads the same for every
+  model; and it is the Gaussian approximation of that mutual information
+  (see `factor_r2`). Counting the posterior variance keeps a latent whose
+  mean follows position by much less than its noise (a non-coding latent,
+  or one that codes another factor and leaks a little position) from
+  scoring high; on the grid, where only the two factors vary, a latent
+  tracking the other factor scores about 0.
 
   Args:
     model: HubModel or model folder.
@@ -343,13 +487,19 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
     points_per_line: Points per line (clipped to the factor's values).
     seed: Seed of the sample giving the other factors' values (and of the
       observation sampling).
+    region: Optional held-out region of the model's training (an object
+      with `contains(factors)`, such as the `region` of
+      colored_sprites_holdout_train). The grid is rendered whole either way.
 
   Returns:
     Geometry: lines (see `grid_of_lines`), latent_points (list of [P, 2]
     posterior means of the two chosen latents, per line), latents (the
     chosen pair: the one tracking factor_x first), mean_variances (all
     latents, averaged over the grid's images), factor_x, factor_y,
-    base_factors and factor_names (the dataset's, or None).
+    base_factors, factor_names (the dataset's, or None), scores (R^2 of the
+    pair with factor_x and factor_y), r2 (every latent's, [num_latents, 2]);
+    with a region, region_box (see `region_box`, None if the grid's plane
+    misses the region) and in_region (list of bool [P] per line), else None.
 
   Raises:
     ValueError: if factor_x == factor_y.
@@ -369,16 +519,20 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
   with _Opened(model) as m:
     mean, logvar = m.encode(images)
   mean_variances = np.exp(logvar).mean(axis=0)
-  pair = np.argsort(mean_variances, kind="stable")[:2]
-  if len(pair) == 2 and (
-      _abs_corr(mean[:, pair[1]], points[:, 0]) >
-      _abs_corr(mean[:, pair[0]], points[:, 0])):
-    pair = pair[::-1]  # put the latent that follows factor_x on the x axis
+  r2 = np.stack([factor_r2(mean, points[:, i], mean_variances)
+                 for i in (0, 1)], axis=1)
+  pair, scores = choose_latent_pair(
+      r2[:, 0], r2[:, 1], np.argsort(mean_variances, kind="stable"))
   splits = np.cumsum([len(line.points) for line in lines])[:-1]
-  latent_points = np.split(mean[:, pair], splits)
-  return Geometry(lines, latent_points, pair, mean_variances, factor_x,
-                  factor_y, base,
-                  getattr(ground_truth_data, "factor_names", None))
+  box = in_region = None
+  if region is not None:
+    box = region_box(region, base, factor_x, factor_y, num_values[factor_x],
+                     num_values[factor_y])
+    in_region = np.split(np.asarray(region.contains(factors), bool), splits)
+  return Geometry(lines, np.split(mean[:, pair], splits), pair,
+                  mean_variances, factor_x, factor_y, base,
+                  getattr(ground_truth_data, "factor_names", None), scores,
+                  r2, box, in_region)
 
 
 # --- Reconstruction errors --------------------------------------------------
@@ -444,8 +598,8 @@ def heldout_errors(frame, seen, heldout, bindings=(), num_samples=512):
   gin config.
 
   Args:
-    frame: Tidy results DataFrame (columns run_id, dataset, decoder, seed,
-      model_dir, ...).
+    frame: Tidy results DataFrame (columns run_id, dataset, model, beta,
+      decoder, seed, model_dir, ...).
     seen: Name of the dataset the models were trained on; only its runs are
       evaluated (only they have a held-out region).
     heldout: Name of the dataset of the held-out region.
@@ -454,7 +608,8 @@ def heldout_errors(frame, seen, heldout, bindings=(), num_samples=512):
     num_samples: Images per run and split.
 
   Returns:
-    DataFrame with columns decoder, seed, split (SPLITS) and error.
+    DataFrame with columns run_id, model, beta (NaN where unknown), decoder,
+    seed, split (SPLITS) and error, one row per run and split.
   """
   runs = frame[frame["dataset"] == seen].drop_duplicates("run_id")
   data = {split: load_dataset(name, bindings)
@@ -464,6 +619,9 @@ def heldout_errors(frame, seen, heldout, bindings=(), num_samples=512):
     with load_model(run.model_dir) as model:  # Loaded once per run.
       for split, dataset in data.items():
         errors = reconstruction_errors(model, dataset, num_samples, seed=0)
-        rows.append({"decoder": run.decoder, "seed": run.seed,
-                     "split": split, "error": float(errors.mean())})
-  return pd.DataFrame(rows)
+        rows.append({"run_id": run.run_id, "model": run.model,
+                     "beta": run.beta, "decoder": run.decoder,
+                     "seed": run.seed, "split": split,
+                     "error": float(errors.mean())})
+  return pd.DataFrame(rows, columns=["run_id", "model", "beta", "decoder",
+                                     "seed", "split", "error"])

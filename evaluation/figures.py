@@ -6,9 +6,10 @@ loads a model or computes from one (that is evaluation/analysis.py).
   see evaluation/tables.py): per-seed metric distributions and the
   rate-distortion / reconstruction-vs-MIG plots across a beta sweep.
 - From evaluation/analysis.py's results for trained models: latent
-  traversals (a Traversals tuple), the latent-space geometry "grid of lines"
-  (a Geometry tuple) and the seen vs held-out reconstruction errors (the
-  DataFrame of `analysis.heldout_errors`).
+  traversals (a Traversals tuple, or several side by side), the latent-space
+  geometry "grid of lines" (a Geometry tuple, with the held-out region when
+  it has one) and the seen vs held-out reconstruction errors per model and
+  beta (the DataFrame of `analysis.heldout_errors`).
 
 Each `*_figure` function returns the matplotlib Figure, so that figures can be
 checked without reading pixels, and the matching `plot_*` function writes it
@@ -17,6 +18,7 @@ as one PNG and returns its path. Figures are drawn on
 tidy-data panels with seaborn on those axes.
 """
 import os
+import textwrap
 
 import matplotlib
 from matplotlib import figure as mpl_figure
@@ -51,6 +53,14 @@ METRIC_NAMES = {
                                         ("gbt", "boosted trees"))
        for size in (10, 100, 1000, 10000)}}
 _UNKNOWN_BETA = "unknown"  # Shown for runs whose beta is not known (NaN).
+_PADDING = 2  # White pixels between traversal images.
+_CELL = 0.75  # Inches per traversal image.
+# The held-out region in the latent-geometry figure: its colour, and the gids
+# of its box (ground-truth panel) and of the hollow points inside it.
+_REGION_COLOUR = "tab:red"
+_REGION_FILL = matplotlib.colors.to_rgba(_REGION_COLOUR, 0.12)
+HELDOUT_REGION = "heldout_region"
+HELDOUT_POINTS = "heldout_points"
 
 
 # --- Shared helpers ---------------------------------------------------------
@@ -80,6 +90,12 @@ def _save(fig, path):
     os.makedirs(directory, exist_ok=True)
   fig.savefig(path, dpi=DPI)
   return path
+
+
+def _note(ax, text):
+  """Writes `text` in grey in the middle of an empty panel."""
+  ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,
+          color="gray")
 
 
 def _jitter(n, seed=0, width=0.12):
@@ -158,7 +174,7 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
   axes = fig.subplots(len(combos), len(metric_columns), squeeze=False,
                       sharey="col")
   for r, ((dataset, model, beta), cell) in enumerate(combos):
-    row_label = "%s / %s" % (dataset, model)
+    row_label = "%s\n%s" % (dataset, model)  # Two lines: rows are short.
     if several_betas:
       row_label += " (β=%s)" % tables.format_beta(beta, _UNKNOWN_BETA)
     for c, metric in enumerate(metric_columns):
@@ -173,7 +189,8 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
       ax.set_xlabel("")
       ax.grid(axis="y", alpha=0.3)
       if r == 0:
-        ax.set_title(METRIC_NAMES.get(metric, metric))
+        # Wrapped: a long name would run into the next panel's title.
+        ax.set_title(textwrap.fill(METRIC_NAMES.get(metric, metric), 22))
       ax.set_ylabel(row_label + "\nscore" if c == 0 else "", fontsize=9)
   fig.legend(handles=[mpl_lines.Line2D([], [], color="black", lw=2)],
              labels=["median over seeds"], loc="outside lower right",
@@ -266,8 +283,7 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
         _median_curve(ax, sub, x, "reconstruction_loss", colours[decoder],
                       annotate=True)
       if cell[x].isna().all():
-        ax.text(0.5, 0.5, "no %s values" % x_label, ha="center",
-                va="center", transform=ax.transAxes, color="gray")
+        _note(ax, "no %s values" % x_label)
       ax.set_xlabel(x_label)
       ax.set_ylabel("reconstruction loss (nats)")
       ax.set_title("%s — %s / %s" % (title, dataset, model), fontsize=10)
@@ -310,6 +326,36 @@ def _show(ax, image):
     ax.imshow(image, interpolation="nearest")
 
 
+def _traversal_grid(ax, t, num_rows=None):
+  """Draws the traversal images of `t` as one padded grid on `ax`.
+
+  Args:
+    ax: matplotlib Axes.
+    t: analysis.Traversals.
+    num_rows: Rows of space to take (>= the latents shown), so that grids
+      with fewer latents keep the image scale of a taller neighbour; the
+      rows below are left empty.
+  """
+  rows, cols, h, w = t.images.shape[:4]
+  _show(ax, _grid(t.images, _PADDING))
+  if num_rows and num_rows > rows:
+    ax.set_ylim(num_rows * (h + _PADDING) - _PADDING - 0.5, -0.5)
+  ax.set_yticks([r * (h + _PADDING) + h / 2 for r in range(rows)])
+  ax.set_yticklabels(["z%d  (σ²=%.2f)" % (k, t.mean_variances[k])
+                      for k in t.latents], fontsize=8)
+  ax.set_xticks([c * (w + _PADDING) + w / 2 for c in range(cols)])
+  ax.set_xticklabels(["%+.1f" % v for v in t.values], fontsize=8)
+  ax.tick_params(length=0)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
+
+
+def _small_image(ax, image, title):
+  _show(ax, image)
+  ax.set_title(title, fontsize=8)
+  ax.axis("off")
+
+
 def traversals_figure(traversals):
   """Draws latent traversals (see `analysis.traversal_images`).
 
@@ -322,31 +368,17 @@ def traversals_figure(traversals):
     column per swept value on the right.
   """
   t = traversals
-  rows, cols, h, w = t.images.shape[:4]
-  padding = 2
-  cell = 0.75  # inches per image
+  rows, cols = t.images.shape[:2]
   # At least two rows high: the input and reconstruction panels need room.
   fig = mpl_figure.Figure(
-      figsize=(2.6 + cell * cols, 1.2 + 1.1 * cell * max(rows, 2)),
+      figsize=(2.6 + _CELL * cols, 1.2 + 1.1 * _CELL * max(rows, 2)),
       layout="constrained")
   grid = fig.add_gridspec(max(rows, 2), 2, width_ratios=[1.3, cols])
-  ax_in = fig.add_subplot(grid[0, 0])
-  ax_rec = fig.add_subplot(grid[1, 0])
-  for ax, image, title in ((ax_in, t.seed_image, "input"),
-                           (ax_rec, t.reconstruction, "reconstruction")):
-    _show(ax, image)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
+  _small_image(fig.add_subplot(grid[0, 0]), t.seed_image, "input")
+  _small_image(fig.add_subplot(grid[1, 0]), t.reconstruction,
+               "reconstruction")
   ax = fig.add_subplot(grid[:, 1])
-  _show(ax, _grid(t.images, padding))
-  ax.set_yticks([r * (h + padding) + h / 2 for r in range(rows)])
-  ax.set_yticklabels(["z%d  (σ²=%.2f)" % (k, t.mean_variances[k])
-                      for k in t.latents], fontsize=8)
-  ax.set_xticks([c * (w + padding) + w / 2 for c in range(cols)])
-  ax.set_xticklabels(["%+.1f" % v for v in t.values], fontsize=8)
-  ax.tick_params(length=0)
-  for spine in ax.spines.values():
-    spine.set_visible(False)
+  _traversal_grid(ax, t)
   ax.set_xlabel("latent value (others at the input's posterior mean)",
                 fontsize=9)
   ax.set_title("Latent traversals, ordered by mean posterior variance σ²",
@@ -357,6 +389,59 @@ def traversals_figure(traversals):
 def plot_traversals(traversals, path):
   """Writes `traversals_figure(traversals)` to `path` (PNG); returns path."""
   return _save(traversals_figure(traversals), path)
+
+
+def traversal_comparison_figure(traversals):
+  """Traversals of several models from one input, side by side.
+
+  Args:
+    traversals: Dict label (e.g. decoder) -> analysis.Traversals, all of the
+      same input image (see `analysis.traversal_comparison`); drawn left to
+      right in the dict's order.
+
+  Returns:
+    matplotlib Figure: the shared input on the left; per label a column with
+    the model's reconstruction above its traversal grid (its own latents,
+    ordered by its own mean posterior variance). The grid axes carry the
+    label "traversals:<label>", the reconstructions "reconstruction:<label>".
+  """
+  labels = list(traversals)
+  first = traversals[labels[0]]
+  cols = first.images.shape[1]
+  rows = max(t.images.shape[0] for t in traversals.values())
+  fig = mpl_figure.Figure(
+      figsize=(1.2 + (1.3 + _CELL * cols) * len(labels),
+               1.9 + 1.1 * _CELL * rows), layout="constrained")
+  grid = fig.add_gridspec(2, 1 + len(labels), height_ratios=[1.2, rows],
+                          width_ratios=[1.0] + [cols] * len(labels))
+  _small_image(fig.add_subplot(grid[0, 0]), first.seed_image, "input")
+  for i, label in enumerate(labels):
+    t = traversals[label]
+    ax_rec = fig.add_subplot(grid[0, 1 + i], label="reconstruction:%s" %
+                             label)
+    _small_image(ax_rec, t.reconstruction, "%s: reconstruction" % label)
+    ax = fig.add_subplot(grid[1, 1 + i], label="traversals:%s" % label)
+    _traversal_grid(ax, t, num_rows=rows)
+    # Values on top: a short grid's bottom edge is far below its images.
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("latent value", fontsize=9)
+    ax.set_title("%s decoder" % label, fontsize=10, fontweight="bold")
+    shown = len(t.latents)
+    if shown < rows:
+      ax.text(0.5, 1.0 - (shown + 0.5) / rows,
+              "%d of %d latents shown:\nthe others are non-coding" % (
+                  shown, len(t.mean_variances)),
+              ha="center", va="center", transform=ax.transAxes, fontsize=9,
+              color="gray")
+  fig.suptitle("Latent traversals of the same input, each model's latents "
+               "ordered by its mean posterior variance σ²", fontsize=10)
+  return fig
+
+
+def plot_traversal_comparison(traversals, path):
+  """Writes `traversal_comparison_figure` to `path` (PNG); returns path."""
+  return _save(traversal_comparison_figure(traversals), path)
 
 
 # --- Latent-space geometry --------------------------------------------------
@@ -372,11 +457,40 @@ def _line_colours(lines):
   return colours
 
 
+def _factor_name(factor_names, index):
+  try:
+    return str(factor_names[index])
+  except (TypeError, IndexError):
+    return "factor %d" % index
+
+
 def _factor_label(factor_names, index):
   try:
     return "factor %d (%s)" % (index, factor_names[index])
   except (TypeError, IndexError):
     return "factor %d" % index
+
+
+def _latent_label(geometry, axis):
+  """Axis label of the latent on `axis` (0: x, 1: y), with its R^2."""
+  g = geometry
+  latent = g.latents[axis]
+  factor = _factor_name(g.factor_names, (g.factor_x, g.factor_y)[axis])
+  label = "z%d posterior mean" % latent
+  if g.scores is not None:
+    label += " (R² with %s = %.2f)" % (factor, g.scores[axis])
+  return label
+
+
+def _grid_points(ax, xy, colour, held_out):
+  """One line's points: filled, hollow where they are in the region."""
+  held_out = np.zeros(len(xy), bool) if held_out is None else held_out
+  ax.scatter(xy[~held_out, 0], xy[~held_out, 1], s=10, color=colour,
+             zorder=3)
+  if held_out.any():
+    ax.scatter(xy[held_out, 0], xy[held_out, 1], s=22, facecolors="none",
+               edgecolors=colour, linewidths=1.0, zorder=3,
+               gid=HELDOUT_POINTS)
 
 
 def latent_geometry_figure(geometry):
@@ -387,34 +501,53 @@ def latent_geometry_figure(geometry):
 
   Returns:
     matplotlib Figure: the ground-truth grid in factor-index space on the
-    left, the posterior means of the chosen latent pair on the right, each
-    line in the same colour in both.
+    left (y index downwards, as posY runs in the image), the posterior means
+    of the chosen latent pair on the right (axes labelled with each latent's
+    R^2 with its factor), each line in the same colour in both. With a
+    held-out region, its box is drawn on the left (a Rectangle with gid
+    HELDOUT_REGION) and the grid points inside it are hollow in both panels
+    (scatter collections with gid HELDOUT_POINTS).
   """
   g = geometry
   colours = _line_colours(g.lines)
+  in_region = g.in_region or [None] * len(g.lines)
   fig = mpl_figure.Figure(figsize=(10, 4.8), layout="constrained")
   ax_true, ax_latent = fig.subplots(1, 2)
-  for line, latent, colour in zip(g.lines, g.latent_points, colours):
+  for line, latent, colour, held_out in zip(g.lines, g.latent_points,
+                                            colours, in_region):
     for ax, xy in ((ax_true, line.points), (ax_latent, latent)):
       ax.plot(xy[:, 0], xy[:, 1], "-", color=colour, lw=1.0, alpha=0.8)
-      ax.scatter(xy[:, 0], xy[:, 1], s=10, color=colour, zorder=3)
+      _grid_points(ax, xy, colour, held_out)
   ax_true.set_xlabel(_factor_label(g.factor_names, g.factor_x) + " index")
   ax_true.set_ylabel(_factor_label(g.factor_names, g.factor_y) + " index")
-  ax_true.set_title("Ground truth: grid of lines in factor space",
-                    fontsize=10)
+  ax_true.set_title("Ground truth: grid of lines in factor space\n(y index "
+                    "grows downwards, as rows do in an image)", fontsize=10)
+  if g.region_box is not None:
+    x_low, x_high, y_low, y_high = g.region_box
+    ax_true.add_patch(mpl_patches.Rectangle(
+        (x_low - 0.5, y_low - 0.5), x_high - x_low + 1, y_high - y_low + 1,
+        facecolor=_REGION_FILL, edgecolor=_REGION_COLOUR, linestyle="--",
+        lw=1.5, zorder=1, gid=HELDOUT_REGION))
   ax_true.set_aspect("equal", adjustable="datalim")
+  ax_true.invert_yaxis()  # posY's lower-right quadrant shows lower right
   if len(g.latents) == 2:
-    ax_latent.set_xlabel("z%d posterior mean (σ²=%.2f)"
-                         % (g.latents[0], g.mean_variances[g.latents[0]]))
-    ax_latent.set_ylabel("z%d posterior mean (σ²=%.2f)"
-                         % (g.latents[1], g.mean_variances[g.latents[1]]))
-  ax_latent.set_title("Encoded: the two latents with the smallest variance",
-                      fontsize=10)
+    ax_latent.set_xlabel(_latent_label(g, 0))
+    ax_latent.set_ylabel(_latent_label(g, 1))
+  ax_latent.set_title("Encoded: the latents that track each factor best"
+                      if g.scores is not None else
+                      "Encoded: the chosen pair of latents", fontsize=10)
   handles = [mpl_lines.Line2D([], [], color=matplotlib.colormaps[c](0.8),
                               marker="o", ms=4) for c in ("Blues", "Oranges")]
-  fig.legend(handles=handles,
-             labels=["lines along the x factor", "lines along the y factor"],
-             loc="outside lower center", ncol=2, fontsize=9, frameon=False)
+  labels = ["lines along the x factor", "lines along the y factor"]
+  if g.in_region is not None:
+    handles += [mpl_patches.Patch(facecolor=_REGION_FILL,
+                                  edgecolor=_REGION_COLOUR, linestyle="--"),
+                mpl_lines.Line2D([], [], color="gray", marker="o", ls="",
+                                 ms=5, markerfacecolor="none")]
+    labels += ["held-out region (never in training)",
+               "grid point in the held-out region"]
+  fig.legend(handles=handles, labels=labels, loc="outside lower center",
+             ncol=len(handles), fontsize=9, frameon=False)
   return fig
 
 
@@ -426,31 +559,10 @@ def plot_latent_geometry(geometry, path):
 # --- Held-out generalisation ------------------------------------------------
 
 
-def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE):
-  """Seen vs held-out reconstruction error per decoder.
-
-  Args:
-    errors_df: Tidy DataFrame with columns decoder, seed, split
-      (analysis.SPLITS) and error (the run's mean per-image error), as
-      returned by `analysis.heldout_errors`.
-    baseline: Decoder shown first.
-
-  Returns:
-    matplotlib Figure: per decoder, one bar per split at the median over
-    seeds, with the per-seed errors as points.
-  """
-  decoders = decoder_order(errors_df["decoder"].unique(), baseline)
-  present = set(errors_df["split"])
-  splits = [s for s in analysis.SPLITS if s in present] + sorted(
-      present - set(analysis.SPLITS))
-  split_colours = dict(zip(splits, ["#9ecae1", "#de2d26", "#a1d99b",
-                                    "#bcbddc"]))
-  width = 0.8 / len(splits)
-  errors = errors_df[errors_df["error"].notna()]
-  fig = mpl_figure.Figure(figsize=(1.8 + 1.6 * len(decoders), 4.2),
-                          layout="constrained")
-  ax = fig.subplots()
+def _heldout_panel(ax, errors, decoders, splits, split_colours):
+  """One model and beta: per decoder a bar per split, points per seed."""
   if len(errors):
+    width = 0.8 / len(splits)
     # seaborn dodges the splits side by side, each bar 0.9 of its slot.
     sns.barplot(data=errors, x="decoder", y="error", hue="split",
                 order=decoders, hue_order=splits, estimator="median",
@@ -465,12 +577,65 @@ def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE):
     _seed_points(ax, errors, "error", groups, width=width * 0.25,
                  color="black", s=16, edgecolor="face", linewidth=1.5,
                  zorder=3)
+  else:
+    _note(ax, "no errors")
+  counts = errors.drop_duplicates(["decoder", "seed"])["decoder"]
+  counts = counts.value_counts()
   ax.set_xticks(range(len(decoders)))
-  ax.set_xticklabels(decoders)
+  ax.set_xticklabels(["%s\n(n=%d)" % (d, counts.get(d, 0))
+                      for d in decoders], fontsize=9)
+  ax.set_xlim(-0.6, len(decoders) - 0.4)
   ax.set_xlabel("")
-  ax.set_ylabel("reconstruction error per image\n(nats, lower is better)")
-  ax.set_title("Generalisation to held-out factor combinations", fontsize=10)
   ax.grid(axis="y", alpha=0.3)
+
+
+def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE,
+                                  max_columns=4):
+  """Seen vs held-out reconstruction error per model, beta and decoder.
+
+  Args:
+    errors_df: Tidy DataFrame with columns model, beta (NaN where unknown),
+      decoder, seed, split (analysis.SPLITS) and error (the run's mean
+      per-image error), as returned by `analysis.heldout_errors`.
+    baseline: Decoder shown first.
+    max_columns: Panels per row before the next row starts.
+
+  Returns:
+    matplotlib Figure: one panel per model and beta (titled "<model>,
+    β=<beta>", sharing the y axis); in each, per decoder one bar per split
+    at the median over seeds, with the per-seed errors as points; the
+    legend is the figure's.
+  """
+  decoders = decoder_order(errors_df["decoder"].unique(), baseline)
+  present = set(errors_df["split"])
+  splits = [s for s in analysis.SPLITS if s in present] + sorted(
+      present - set(analysis.SPLITS))
+  split_colours = dict(zip(splits, ["#9ecae1", "#de2d26", "#a1d99b",
+                                    "#bcbddc"]))
+  # groupby with dropna=False keeps runs whose beta is unknown (NaN).
+  combos = list(errors_df.groupby(["model", "beta"], dropna=False))
+  columns = max(1, min(len(combos), max_columns))
+  rows = max(1, -(-len(combos) // columns))
+  fig = mpl_figure.Figure(
+      figsize=(2.0 + (0.8 + 1.3 * len(decoders)) * columns,
+               0.6 + 3.6 * rows), layout="constrained")
+  axes = fig.subplots(rows, columns, squeeze=False, sharey=True)
+  for i, ((model, beta), cell) in enumerate(combos):
+    ax = axes[i // columns, i % columns]
+    _heldout_panel(ax, cell[cell["error"].notna()], decoders, splits,
+                   split_colours)
+    ax.set_title("%s, β=%s" % (model, tables.format_beta(beta,
+                                                         _UNKNOWN_BETA)),
+                 fontsize=10)
+    ax.set_ylabel("reconstruction error per image\n(nats, lower is better)"
+                  if i % columns == 0 else "")
+  for ax in axes.flat[max(len(combos), 1):]:
+    ax.set_visible(False)
+  if not combos:
+    _note(axes[0, 0], "no runs")
+  fig.suptitle("Generalisation to held-out factor combinations",
+               fontsize=11)
+  errors = errors_df[errors_df["error"].notna()]
   labels = [s for s in splits if s in set(errors["split"])]
   handles = [mpl_patches.Patch(color=split_colours[s], alpha=0.55)
              for s in labels]
@@ -478,9 +643,8 @@ def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE):
     handles.append(mpl_lines.Line2D([], [], color="black", marker="o", ms=4,
                                     mew=1.5, ls=""))
     labels.append("one seed")
-  ax.legend(handles, labels, fontsize=8, title="bar: median over seeds",
-            title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-            frameon=False)
+  fig.legend(handles, labels, fontsize=8, title="bar: median over seeds",
+             title_fontsize=8, loc="outside right upper", frameon=False)
   return fig
 
 

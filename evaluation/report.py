@@ -6,8 +6,11 @@ and the figures from evaluation.figures; paths from evaluation.layout.
 Everything is derived from the study folder, so a report can be rebuilt at any
 time (`sbd_study report`), also for a partly finished or failed study.
 """
+import contextlib
 import json
 import os
+
+import pandas as pd
 
 from evaluation import aggregate
 from evaluation import analysis
@@ -15,6 +18,11 @@ from evaluation import figures
 from evaluation import layout
 from evaluation import study as study_lib
 from evaluation import tables
+
+# dlib metrics that sample factors with the dataset's sample_factors and then
+# overwrite one factor across a batch (beta_vae.py, factor_vae.py): on a
+# held-out training set some of their images fall in the held-out region.
+_METRICS_FIXING_A_FACTOR = ("beta_vae", "factor_vae")
 
 
 def _factor_index(data, factor):
@@ -29,12 +37,40 @@ def _factor_index(data, factor):
   return names.index(factor)
 
 
-def _first_models(frame):
-  """(dataset, model, decoder) -> model_dir of its lowest-seed run."""
-  firsts = frame.sort_values("seed").drop_duplicates(
-      ["dataset", "model", "decoder"])
-  return [(r.dataset, r.model, r.decoder, r.model_dir)
-          for r in firsts.itertuples()]
+def _shown_runs(frame, baseline):
+  """The runs whose models the report draws, per dataset and model.
+
+  One run per decoder; all decoders of a dataset and model show the same
+  beta and seed where they can: the (beta, seed) that most decoders
+  finished, the lowest beta and then seed first. A decoder without it shows
+  its own lowest (beta, seed) run.
+
+  Args:
+    frame: Tidy results DataFrame.
+    baseline: The study's baseline decoder, listed first.
+
+  Returns:
+    List of ((dataset, model), [run, ...]), each run a namedtuple row of the
+    frame (decoder, seed, beta, model_dir, ...), in decoder order.
+  """
+  runs = frame.drop_duplicates("run_id").sort_values(
+      ["beta", "seed"], na_position="last", kind="stable")
+  shown = []
+  for key, group in runs.groupby(["dataset", "model"], sort=True):
+    counts = group.groupby(["beta", "seed"], dropna=False, sort=False)[
+        "decoder"].nunique()
+    beta, seed = counts.idxmax()  # the first of the largest counts
+    same_beta = (group["beta"].isna() if pd.isna(beta) else
+                 group["beta"] == beta)
+    same = same_beta & (group["seed"] == seed)
+    chosen = group[same].drop_duplicates("decoder")
+    others = group[~group["decoder"].isin(chosen["decoder"])]
+    chosen = {r.decoder: r for r in chosen.itertuples()}
+    for run in others.drop_duplicates("decoder").itertuples():
+      chosen[run.decoder] = run
+    shown.append((key, [chosen[d] for d in
+                        tables.decoder_order(list(chosen), baseline)]))
+  return shown
 
 
 def _bindings_for(study, dataset):
@@ -58,35 +94,133 @@ def _versions_line(versions_path):
   return ", ".join("%s %s" % (k, v.get(k)) for k in keys)
 
 
-def _model_figures(hub_model, dataset, model, decoder, study, output_dir):
-  """Traversal and latent-geometry sections for one trained model."""
+def _run_tag(run):
+  return "seed %d, β=%s" % (run.seed, tables.format_beta(run.beta,
+                                                         "unknown"))
+
+
+def _geometry_caption(geometry, factors, region_name):
+  """What the latent-geometry figure shows, with the latents it picked."""
+  g = geometry
+  names = ["`%s`" % f for f in factors]
+  picked = ", ".join(
+      "%s axis z%d (R² = %.2f with %s)" % (axis, latent, score, name)
+      for axis, latent, score, name in zip(("x", "y"), g.latents, g.scores,
+                                           names))
+  text = ("A grid of lines in (%s, %s) with the other factors fixed, and "
+          "its image in the two latents that track these factors best: %s. "
+          "R² is the fraction of a latent's variance over the grid's points "
+          "(the spread of its posterior means plus its average posterior "
+          "variance) that a line in the factor index explains; near 0, no "
+          "latent tracks the factor. A disentangled model keeps the grid up "
+          "to an affine map." % (names[0], names[1], picked))
+  if g.in_region is not None and g.region_box is not None:
+    text += (" Hollow points are grid points in the held-out region of `%s` "
+             "(red box), which training never saw; they are rendered and "
+             "encoded like the others." % region_name)
+  elif g.in_region is not None:
+    text += (" The held-out region of `%s` does not meet this grid's "
+             "plane." % region_name)
+  return text
+
+
+def _model_figures(data, dataset, model, runs, study, output_dir):
+  """Traversal and latent-geometry sections for one dataset and model.
+
+  Args:
+    data: The dataset (GroundTruthData) the runs were trained on.
+    dataset: Its name.
+    model: The model name.
+    runs: The shown run per decoder (see `_shown_runs`).
+    study: evaluation.study.Study.
+    output_dir: The study folder.
+
+  Returns:
+    List of Markdown lines.
+  """
   lines = []
   options = study.figures
   fig_dir = layout.figures_dir(output_dir)
-  data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
-  tag = "%s-%s-%s" % (dataset, model, decoder)
-  if options.get("traversals", True):
-    path = figures.plot_traversals(
-        analysis.traversal_images(hub_model, data),
-        os.path.join(fig_dir, "traversals-%s.png" % tag))
-    lines += _figure_section(
-        "Traversals: %s, %s, %s decoder" % (dataset, model, decoder), path,
-        output_dir, "Each row sweeps one latent from -2 to +2 around a "
-        "seed image; latents ordered by average posterior variance "
-        "(most informative first), non-coding latents dropped.")
+  heldout = options.get("heldout")
+  # The held-out box of the pair's training dataset (its `region`).
+  region = getattr(data, "region", None) if (
+      heldout and dataset == heldout[0]) else None
   geometry = options.get("latent_geometry")
-  if geometry:
-    factor_x, factor_y = [_factor_index(data, f) for f in geometry]
-    path = figures.plot_latent_geometry(
-        analysis.latent_geometry(hub_model, data, factor_x, factor_y),
-        os.path.join(fig_dir, "geometry-%s.png" % tag))
+  with contextlib.ExitStack() as stack:
+    models = {run.decoder: stack.enter_context(  # Loaded once per model.
+        analysis.load_model(run.model_dir)) for run in runs}
+    traversals = (analysis.traversal_comparison(models, data)
+                  if options.get("traversals", True) else {})
+    for run in runs:
+      tag = "%s-%s-%s" % (dataset, model, run.decoder)
+      if run.decoder in traversals:
+        path = figures.plot_traversals(
+            traversals[run.decoder],
+            os.path.join(fig_dir, "traversals-%s.png" % tag))
+        lines += _figure_section(
+            "Traversals: %s, %s, %s decoder" % (dataset, model, run.decoder),
+            path, output_dir, "Each row sweeps one latent from -2 to +2 "
+            "around a seed image; latents ordered by average posterior "
+            "variance (most informative first), non-coding latents dropped. "
+            "Model of the run with %s." % _run_tag(run))
+      if geometry:
+        factor_x, factor_y = [_factor_index(data, f) for f in geometry]
+        g = analysis.latent_geometry(models[run.decoder], data, factor_x,
+                                     factor_y, region=region)
+        path = figures.plot_latent_geometry(
+            g, os.path.join(fig_dir, "geometry-%s.png" % tag))
+        lines += _figure_section(
+            "Latent geometry: %s, %s, %s decoder" % (dataset, model,
+                                                    run.decoder), path,
+            output_dir, _geometry_caption(g, geometry, dataset) +
+            " Model of the run with %s." % _run_tag(run))
+  if len(traversals) >= 2:
+    path = figures.plot_traversal_comparison(
+        traversals, os.path.join(fig_dir, "traversals_compared-%s-%s.png" %
+                                 (dataset, model)))
     lines += _figure_section(
-        "Latent geometry: %s, %s decoder" % (model, decoder), path,
-        output_dir, "A grid of lines in (%s, %s) with the other factors "
-        "fixed, and its image in the two latents of lowest posterior "
-        "variance. A disentangled model keeps the grid up to an affine "
-        "map." % tuple(geometry))
+        "Traversals side by side: %s, %s" % (dataset, model), path,
+        output_dir, "The same input image (the first image the traversals "
+        "above sample) through each decoder's model: %s. Each model's "
+        "latents are ordered by its own average posterior variance, so rows "
+        "at the same height need not code the same factor." % "; ".join(
+            "%s: %s" % (run.decoder, _run_tag(run)) for run in runs))
   return lines
+
+
+def _heldout_section(study, frame, output_dir):
+  """The held-out generalisation figure and what the metrics there mean."""
+  seen, unseen = study.figures["heldout"]
+  errors = analysis.heldout_errors(frame, seen, unseen,
+                                   _bindings_for(study, seen))
+  errors.to_csv(layout.heldout_errors_csv(output_dir), index=False)
+  title = "Generalisation to the held-out region"
+  if not len(errors):
+    return ["### %s" % title, "", "No finished runs on `%s`." % seen, ""]
+  path = figures.plot_heldout_generalisation(
+      errors, os.path.join(layout.figures_dir(output_dir),
+                           "heldout_generalisation.png"), study.baseline)
+  fixing = [m for m in study.metrics if m in _METRICS_FIXING_A_FACTOR]
+  caption = (
+      "Mean reconstruction error per run on samples from the training "
+      "region (`%s`, seen) and from the held-out region (`%s`), one panel "
+      "per model and β; bars at the median over seeds, one point per seed "
+      "(numbers: [%s](%s)). The disentanglement metrics of the `%s` rows in "
+      "the tables above are computed on the seen region: the study's "
+      "worker (`evaluation/worker.py`) binds `dataset.name` to each run's "
+      "own dataset for postprocessing and evaluation, so dlib's metrics "
+      "sample from `%s`, whose factor sampling never lands in the held-out "
+      "region." % (
+          seen, unseen, os.path.basename(layout.heldout_errors_csv(
+              output_dir)),
+          os.path.relpath(layout.heldout_errors_csv(output_dir), output_dir),
+          seen, seen))
+  if fixing:
+    caption += (" Exception: %s %s one factor across a batch of such "
+                "samples, so a few of their images fall in the held-out "
+                "region." % (" and ".join("`%s`" % m for m in fixing),
+                             "fix" if len(fixing) > 1 else "fixes"))
+  return _figure_section(title, path, output_dir, caption)
 
 
 def build_report(study, output_dir, outcomes=None):
@@ -181,24 +315,14 @@ def build_report(study, output_dir, outcomes=None):
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "
       "run, lines through the per-beta medians.")
-  for dataset, model, decoder, model_dir in _first_models(frame):
-    with analysis.load_model(model_dir) as hub_model:  # Loaded once per model.
-      lines += _model_figures(hub_model, dataset, model, decoder, study,
-                              output_dir)
-  heldout = study.figures.get("heldout")
-  if heldout:
-    seen, unseen = heldout
-    errors = analysis.heldout_errors(frame, seen, unseen,
-                                     _bindings_for(study, seen))
-    errors.to_csv(layout.heldout_errors_csv(output_dir), index=False)
-    path = figures.plot_heldout_generalisation(
-        errors, os.path.join(fig_dir, "heldout_generalisation.png"),
-        study.baseline)
-    lines += _figure_section(
-        "Generalisation to the held-out region", path, output_dir,
-        "Mean reconstruction error on samples from the training region "
-        "(`%s`) and from the held-out region (`%s`), per run." % (seen,
-                                                                  unseen))
+  model_figures = (study.figures.get("traversals", True) or
+                   study.figures.get("latent_geometry"))
+  for (dataset, model), runs in (_shown_runs(frame, study.baseline)
+                                 if model_figures else []):
+    data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
+    lines += _model_figures(data, dataset, model, runs, study, output_dir)
+  if study.figures.get("heldout"):
+    lines += _heldout_section(study, frame, output_dir)
   return _write(output_dir, lines)
 
 

@@ -138,6 +138,33 @@ def test_traversal_images_sweep_one_latent_at_a_time():
   np.testing.assert_array_equal(t.seed_image, batch[0])
 
 
+def test_traversal_comparison_uses_one_input_for_every_model():
+  data = dummy_data.DummyData()
+  first = _CodeModel([1.0, 0.1, 0.95, 0.02, 0.5],
+                     lambda x: x.reshape(len(x), -1)[:, :5])
+  second = _CodeModel([0.3, 1.0, 1.0, 1.0, 0.05],
+                      lambda x: -x.reshape(len(x), -1)[:, 5:10])
+  both = analysis.traversal_comparison({"deconv": first,
+                                        "broadcast": second}, data,
+                                       num_values=5, seed=3)
+  assert list(both) == ["deconv", "broadcast"]
+  batch = data.sample_observations(64, np.random.RandomState(3))
+  for t in both.values():
+    np.testing.assert_array_equal(t.seed_image, batch[0])
+  np.testing.assert_array_equal(both["deconv"].latents, [3, 1, 4])
+  np.testing.assert_array_equal(both["broadcast"].latents, [4, 0])
+  # Each model's images are its own decoder's, from its own code of the
+  # input: the same as traversal_images gives for that model alone.
+  for label, model in (("deconv", first), ("broadcast", second)):
+    alone = analysis.traversal_images(model, data, num_values=5, seed=3)
+    np.testing.assert_array_equal(both[label].images, alone.images)
+    np.testing.assert_array_equal(both[label].reconstruction,
+                                  alone.reconstruction)
+  seed_code = -batch[0].reshape(-1)[5:10]
+  np.testing.assert_allclose(both["broadcast"].reconstruction[0, :, 0],
+                             seed_code)
+
+
 class _FactorData(dummy_data.DummyData):
   """dummy_data whose images carry their factors in the first pixels."""
 
@@ -149,32 +176,133 @@ class _FactorData(dummy_data.DummyData):
     return images
 
 
-def test_latent_geometry_picks_and_orients_the_coding_latents():
-  # Latent 2 encodes factor 4 and latent 7 encodes factor 1 (affinely);
-  # asked for (factor_x=1, factor_y=4), the x axis must show latent 7.
+def test_factor_r2_and_choose_latent_pair():
+  rs = np.random.RandomState(0)
+  factor = np.repeat(np.arange(8), 4).astype(float)
+  means = np.stack([2.0 * factor + 1.0,  # affine: R^2 = 1
+                    np.tanh(factor / 4.0),  # monotone: R^2 close to 1
+                    rs.normal(size=len(factor)),  # unrelated: R^2 near 0
+                    np.full(len(factor), 3.0)], axis=1)  # constant: 0
+  r2 = analysis.factor_r2(means, factor)
+  assert r2[0] == pytest.approx(1.0)
+  assert 0.9 < r2[1] < 1.0 and r2[2] < 0.2 and r2[3] == 0.0
+  np.testing.assert_allclose(
+      r2[:3], [np.corrcoef(m, factor)[0, 1] ** 2 for m in means.T[:3]])
+  assert analysis.factor_r2(means, np.zeros(len(factor))).max() == 0.0
+  # With posterior variances: the R^2 of a sample mean + noise. A mean that
+  # moves with the factor by much less than the noise scores about 0.
+  spread = means.var(axis=0)
+  noisy = analysis.factor_r2(means, factor, [0.0, 1.0, 1.0, 1.0])
+  assert noisy[0] == pytest.approx(1.0)
+  np.testing.assert_allclose(noisy[1:3], r2[1:3] * spread[1:3] /
+                             (spread[1:3] + 1.0))
+  tiny = analysis.factor_r2(1e-3 * means[:, :1], factor, [0.5])
+  assert tiny[0] < 1e-3
+
+  # Greedy: the best latent for x first, then the best other one for y,
+  # even where that one is also the best for x.
+  r2_x = np.array([0.1, 0.9, 0.8, 0.0])
+  r2_y = np.array([0.2, 0.95, 0.6, 0.5])
+  latents, scores = analysis.choose_latent_pair(r2_x, r2_y, [0, 1, 2, 3])
+  np.testing.assert_array_equal(latents, [1, 2])
+  np.testing.assert_allclose(scores, [0.9, 0.6])
+  # Only candidates count; ties go to the earlier candidate.
+  latents, _ = analysis.choose_latent_pair(r2_x, r2_y, [3, 0, 2])
+  np.testing.assert_array_equal(latents, [2, 3])
+  latents, _ = analysis.choose_latent_pair(np.zeros(4), np.zeros(4), [2, 0])
+  np.testing.assert_array_equal(latents, [2, 0])
+  latents, scores = analysis.choose_latent_pair(r2_x, r2_y, [2])
+  np.testing.assert_array_equal(latents, [2])
+
+
+def test_region_box_of_the_holdout_quadrant():
+  from sbd_plugin.datasets import holdout  # pylint: disable=g-import-not-at-top
+  region = holdout.HoldoutRegion((0.5, 1.0), (0.5, 1.0), None)
+  base = np.array([1, 2, 5, 0, 0, 1, 1, 1])
+  # posX (3) and posY (4) index 16..31 are >= 0.5 (linspace(0, 1, 32)).
+  assert analysis.region_box(region, base, 3, 4, 32, 32) == (16, 31, 16, 31)
+  assert analysis.region_box(region, base, 4, 3, 32, 32) == (16, 31, 16, 31)
+  # In the (scale, posX) plane at posY 0 the region is not met.
+  assert analysis.region_box(region, base, 1, 3, 6, 32) is None
+  # Only hearts held out: the plane of a square misses it.
+  hearts = holdout.HoldoutRegion((0.5, 1.0), (0.0, 0.25), ["heart"])
+  assert analysis.region_box(hearts, base, 3, 4, 32, 32) is None
+  base[0] = 2
+  assert analysis.region_box(hearts, base, 3, 4, 32, 32) == (16, 31, 0, 7)
+
+
+class _Box(object):
+  """A held-out region: factor 1 >= 3 and factor 4 <= 1."""
+
+  def contains(self, factors):
+    factors = np.asarray(factors)
+    return (factors[:, 1] >= 3) & (factors[:, 4] <= 1)
+
+
+def test_latent_geometry_picks_the_latents_that_track_the_factors():
+  # The latents of lowest variance (0 and 1) code factors the grid holds
+  # fixed (latent 1 leaks a little of factor 4, much less than its noise),
+  # and latent 9 follows factor 1 exactly but is non-coding (prior variance,
+  # tiny mean). The tracking latents 6 (factor 4, affine) and 3 (factor 1,
+  # saturating) have larger variances. Asked for (factor_x=1, factor_y=4),
+  # the x axis must show latent 3 and the y axis latent 6.
   variances = np.full(NUM_LATENT, 1.0)
-  variances[[2, 7]] = [0.01, 0.02]
+  variances[[0, 1, 3, 6]] = [0.01, 0.02, 0.1, 0.2]
 
   def encode_mean(images):
     factors = images[:, 0, :10, 0]
     mean = np.zeros((len(images), NUM_LATENT))
-    mean[:, 2] = 0.5 * factors[:, 4] - 1.0
-    mean[:, 7] = -2.0 * factors[:, 1] + 3.0
+    mean[:, 0] = factors[:, 0]
+    mean[:, 1] = 0.3 * factors[:, 2] + 0.01 * factors[:, 4]
+    mean[:, 3] = np.tanh(factors[:, 1] - 2.0)
+    mean[:, 6] = 0.5 * factors[:, 4] - 1.0
+    mean[:, 9] = 1e-3 * factors[:, 1]
     return mean
 
   model = _CodeModel(variances, encode_mean)
   data = _FactorData()
   g = analysis.latent_geometry(model, data, factor_x=1, factor_y=4,
-                               num_lines=3, points_per_line=31, seed=0)
-  np.testing.assert_array_equal(g.latents, [7, 2])
+                               num_lines=3, points_per_line=31, seed=0,
+                               region=_Box())
+  np.testing.assert_array_equal(g.latents, [3, 6])
+  assert g.r2.shape == (NUM_LATENT, 2)
+  np.testing.assert_allclose(g.scores, [g.r2[3, 0], g.r2[6, 1]])
+  assert min(g.scores) > 0.5
+  # The means of latents 1 and 9 are exact lines in a factor, but their
+  # noise dwarfs them; latent 0 is constant on the grid.
+  assert g.r2[1, 1] < 0.05 and g.r2[9, 0] < 1e-4 and g.r2[0].max() == 0.0
+  # Each tracking latent scores about 0 for the other factor.
+  assert g.r2[3, 1] < 0.05 and g.r2[6, 0] < 0.05
   assert [(l.along, len(l.points)) for l in g.lines] == (
       [("x", 5)] * 3 + [("y", 5)] * 3)
   for line, latent in zip(g.lines, g.latent_points):
-    np.testing.assert_allclose(latent[:, 0], -2.0 * line.points[:, 0] + 3.0)
+    np.testing.assert_allclose(latent[:, 0],
+                               np.tanh(line.points[:, 0] - 2.0))
     np.testing.assert_allclose(latent[:, 1], 0.5 * line.points[:, 1] - 1.0)
   assert g.factor_names == data.factor_names  # for the figure's labels
+  # The held-out box in the plane and the grid points inside it.
+  assert g.region_box == (3, 4, 0, 1)
+  for line, inside in zip(g.lines, g.in_region):
+    np.testing.assert_array_equal(
+        inside, (line.points[:, 0] >= 3) & (line.points[:, 1] <= 1))
+  assert sum(int(i.sum()) for i in g.in_region) > 0
   with pytest.raises(ValueError):
     analysis.latent_geometry(model, data, 1, 1)
+
+
+def test_latent_geometry_without_region_or_coding_latents():
+  # No latent codes (variances near the prior's): the best tracking win.
+  def encode_mean(images):
+    factors = images[:, 0, :10, 0]
+    mean = np.zeros((len(images), NUM_LATENT))
+    mean[:, 5], mean[:, 2] = factors[:, 0], -factors[:, 3]
+    return mean
+
+  model = _CodeModel(np.full(NUM_LATENT, 0.99), encode_mean)
+  g = analysis.latent_geometry(model, _FactorData(), 0, 3, num_lines=2,
+                               points_per_line=5)
+  np.testing.assert_array_equal(g.latents, [5, 2])
+  assert g.region_box is None and g.in_region is None
 
 
 def test_latent_geometry_holds_other_factors():
@@ -231,17 +359,27 @@ def test_reconstruction_errors(tiny_model):
 
 def test_heldout_errors_per_run_and_split(tiny_model):
   frame = pd.DataFrame([
-      dict(run_id=run_id, dataset=dataset, decoder="broadcast", seed=seed,
-           metric=metric, model_dir=tiny_model)
-      for run_id, dataset, seed in (("a", "dummy_data", 0),
-                                    ("b", "dummy_data", 1),
-                                    ("c", "other_data", 0))
+      dict(run_id=run_id, dataset=dataset, model=model, beta=beta,
+           decoder="broadcast", seed=seed, metric=metric,
+           model_dir=tiny_model)
+      for run_id, dataset, model, beta, seed in (
+          ("a", "dummy_data", "vae", 1.0, 0),
+          ("b", "dummy_data", "beta_vae", 4.0, 1),
+          ("c", "other_data", "vae", 1.0, 0),
+          ("d", "dummy_data", "beta_vae", np.nan, 0))
       for metric in ("mig", "dci")])
   errors = analysis.heldout_errors(frame, "dummy_data", "dummy_data",
                                    num_samples=8)
-  # One row per run of the seen dataset and split; identical data here.
-  assert list(errors["seed"]) == [0, 0, 1, 1]
-  assert list(errors["split"]) == list(analysis.SPLITS) * 2
+  # One row per run of the seen dataset and split, keeping its model and
+  # beta; identical data here.
+  assert list(errors.columns) == ["run_id", "model", "beta", "decoder",
+                                  "seed", "split", "error"]
+  assert list(errors["run_id"]) == ["a", "a", "b", "b", "d", "d"]
+  assert list(errors["model"]) == ["vae"] * 2 + ["beta_vae"] * 4
+  np.testing.assert_array_equal(errors["beta"],
+                                [1.0, 1.0, 4.0, 4.0, np.nan, np.nan])
+  assert list(errors["seed"]) == [0, 0, 1, 1, 0, 0]
+  assert list(errors["split"]) == list(analysis.SPLITS) * 3
   np.testing.assert_allclose(errors["error"][::2], errors["error"][1::2])
 
 

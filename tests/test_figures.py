@@ -138,16 +138,26 @@ def test_rate_distortion_without_mig(tmp_path):
   figures.plot_rate_distortion(df, str(tmp_path / "rd.png"))
 
 
-def _errors():
-  return pd.DataFrame([dict(decoder=d, seed=s, split=split, error=e + s ** 2)
-                       for d, base in (("broadcast", 10.0), ("deconv", 20.0))
-                       for split, e in (("seen", base), ("held-out", base + 5))
-                       for s in range(3)])
+def _errors(models=("vae",), betas=(1.0,)):
+  return pd.DataFrame([
+      dict(run_id="%s_%g_%s_%d" % (model, beta, d, s), model=model, beta=beta,
+           decoder=d, seed=s, split=split,
+           error=e + s ** 2 + 100 * m + 10 * b)
+      for m, model in enumerate(models) for b, beta in enumerate(betas)
+      for d, base in (("broadcast", 10.0), ("deconv", 20.0))
+      for split, e in (("seen", base), ("held-out", base + 5))
+      for s in range(3)])
+
+
+def _legend_texts(fig):
+  return [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_heldout_generalisation(tmp_path):
   fig = figures.heldout_generalisation_figure(_errors())
+  assert len(fig.axes) == 1
   ax = fig.axes[0]
+  assert ax.get_title() == "vae, β=1"
   bars = sorted(ax.patches, key=lambda p: p.get_x())
   # deconv first (baseline), seen before held-out; medians over seeds 0..2.
   assert [p.get_height() for p in bars] == [21.0, 26.0, 11.0, 16.0]
@@ -161,12 +171,40 @@ def test_heldout_generalisation(tmp_path):
   for bar in bars:
     inside = points[np.abs(points[:, 0] - bar.get_x() - 0.18) < 0.18]
     assert np.median(inside[:, 1]) == bar.get_height()
-  assert [l.get_text() for l in ax.get_legend().get_texts()] == [
-      "seen", "held-out", "one seed"]
+  assert _legend_texts(fig) == ["seen", "held-out", "one seed"]
   assert [t.get_text() for t in ax.get_xticklabels()] == [
-      "deconv", "broadcast"]
+      "deconv\n(n=3)", "broadcast\n(n=3)"]
   _png_size(figures.plot_heldout_generalisation(_errors(),
                                                 str(tmp_path / "h.png")))
+
+
+def test_heldout_generalisation_per_model_and_beta(tmp_path):
+  errors = _errors(models=("vae", "beta_vae"), betas=(1.0, 4.0))
+  errors = pd.concat([errors, _errors(models=("vae",), betas=(np.nan,))])
+  fig = figures.heldout_generalisation_figure(errors, max_columns=3)
+  axes = [ax for ax in fig.axes if ax.get_visible()]
+  # One panel per model and beta, none pooled; unknown betas kept.
+  assert [ax.get_title() for ax in axes] == [
+      "beta_vae, β=1", "beta_vae, β=4", "vae, β=1", "vae, β=4",
+      "vae, β=unknown"]
+  assert len(fig.axes) == 6  # 2 rows of 3, the last one hidden
+  for ax in axes:
+    model, beta = ax.get_title().split(", β=")
+    cell = errors[(errors.model == model) & (
+        errors.beta.isna() if beta == "unknown" else errors.beta ==
+        float(beta))]
+    expected = [cell[(cell.decoder == d) & (cell.split == s)]["error"]
+                .median() for d in ("deconv", "broadcast")
+                for s in ("seen", "held-out")]
+    bars = sorted(ax.patches, key=lambda p: p.get_x())
+    assert [p.get_height() for p in bars] == expected
+    assert len(ax.collections[0].get_offsets()) == 12
+  # The y axis is shared and labelled once per row.
+  assert axes[0].get_ylabel() and not axes[1].get_ylabel()
+  assert axes[3].get_ylabel()
+  width, height = _png_size(figures.plot_heldout_generalisation(
+      errors, str(tmp_path / "h5.png")))
+  assert width > height
 
 
 def test_heldout_generalisation_baseline_and_missing_errors():
@@ -176,10 +214,11 @@ def test_heldout_generalisation_baseline_and_missing_errors():
   fig = figures.heldout_generalisation_figure(errors, baseline="broadcast")
   ax = fig.axes[0]
   assert [t.get_text() for t in ax.get_xticklabels()] == [
-      "broadcast", "deconv"]
+      "broadcast\n(n=3)", "deconv\n(n=3)"]
   assert sorted(p.get_height() for p in ax.patches) == [16.0, 21.0, 26.0]
-  assert [l.get_text() for l in ax.get_legend().get_texts()] == [
-      "seen", "held-out", "one seed"]
+  assert _legend_texts(fig) == ["seen", "held-out", "one seed"]
+  empty = figures.heldout_generalisation_figure(errors.iloc[:0])
+  assert any("no runs" in t.get_text() for t in empty.axes[0].texts)
 
 
 # --- Model figures from synthetic tuples ---------------------------------------
@@ -215,28 +254,112 @@ def test_traversals_figure(tmp_path):
   assert _png_size(path8)[1] > 2 * height
 
 
-def test_latent_geometry_figure(tmp_path):
+def _geometry(**fields):
   lines = analysis.grid_of_lines(8, 5, num_lines=3, points_per_line=4)
   latent_points = [line.points * 0.5 for line in lines]
   variances = np.linspace(0.1, 1.0, 6)
-  geometry = analysis.Geometry(lines, latent_points, np.array([4, 1]),
-                               variances, 2, 0, np.zeros(3, int),
-                               ["shape", "scale", "posX"])
+  return analysis.Geometry(lines, latent_points, np.array([4, 1]), variances,
+                           2, 0, np.zeros(3, int), ["shape", "scale", "posX"],
+                           **fields)
+
+
+def test_latent_geometry_figure(tmp_path):
+  geometry = _geometry(scores=np.array([0.93, 0.871]))
   fig = figures.latent_geometry_figure(geometry)
   ax_true, ax_latent = fig.axes
   assert ax_true.get_xlabel() == "factor 2 (posX) index"
   assert ax_true.get_ylabel() == "factor 0 (shape) index"
-  assert ax_latent.get_xlabel() == "z4 posterior mean (σ²=0.82)"
-  assert ax_latent.get_ylabel() == "z1 posterior mean (σ²=0.28)"
+  assert ax_true.yaxis_inverted()  # y index downwards, as in an image
+  # The chosen latents and their R^2 with the factor they track.
+  assert ax_latent.get_xlabel() == "z4 posterior mean (R² with posX = 0.93)"
+  assert ax_latent.get_ylabel() == "z1 posterior mean (R² with shape = 0.87)"
   # Every line in both panels, in the same colour.
-  assert len(ax_true.lines) == len(ax_latent.lines) == len(lines)
+  assert len(ax_true.lines) == len(ax_latent.lines) == len(geometry.lines)
   for a, b in zip(ax_true.lines, ax_latent.lines):
     assert a.get_color() is not None
     np.testing.assert_allclose(a.get_color(), b.get_color())
+  # No region: nothing marked.
+  assert not [p for p in ax_true.patches
+              if p.get_gid() == figures.HELDOUT_REGION]
+  assert not [c for c in ax_latent.collections
+              if c.get_gid() == figures.HELDOUT_POINTS]
   # Without factor names the labels give the indices only.
   unnamed = figures.latent_geometry_figure(geometry._replace(
       factor_names=None))
   assert unnamed.axes[0].get_xlabel() == "factor 2 index"
+  assert unnamed.axes[1].get_xlabel() == (
+      "z4 posterior mean (R² with factor 2 = 0.93)")
   width, height = _png_size(
       figures.plot_latent_geometry(geometry, str(tmp_path / "g.png")))
   assert width > height > 300
+
+
+def test_latent_geometry_figure_marks_the_heldout_region(tmp_path):
+  plain = _geometry(scores=np.array([0.9, 0.8]))
+  # Held out: x index >= 4 and y index <= 1, on both panels.
+  in_region = [(l.points[:, 0] >= 4) & (l.points[:, 1] <= 1)
+               for l in plain.lines]
+  geometry = plain._replace(region_box=(4, 7, 0, 1), in_region=in_region)
+  fig = figures.latent_geometry_figure(geometry)
+  ax_true, ax_latent = fig.axes
+  boxes = [p for p in ax_true.patches if p.get_gid() == figures.HELDOUT_REGION]
+  assert len(boxes) == 1
+  np.testing.assert_allclose(boxes[0].get_bbox().bounds,
+                             (3.5, -0.5, 4.0, 2.0))  # covers the cells
+  for ax, points in ((ax_true, [l.points for l in plain.lines]),
+                     (ax_latent, plain.latent_points)):
+    hollow = [c for c in ax.collections
+              if c.get_gid() == figures.HELDOUT_POINTS]
+    expected = np.concatenate([p[m] for p, m in zip(points, in_region)])
+    np.testing.assert_allclose(np.concatenate([c.get_offsets()
+                                               for c in hollow]), expected)
+    assert all(len(c.get_facecolors()) == 0 or
+               np.all(c.get_facecolors()[:, 3] == 0) for c in hollow)
+  assert "held-out region (never in training)" in _legend_texts(fig)
+  # A region that misses the plane: no box, and no hollow points.
+  missed = plain._replace(region_box=None,
+                          in_region=[np.zeros(len(l.points), bool)
+                                     for l in plain.lines])
+  fig = figures.latent_geometry_figure(missed)
+  assert not [p for p in fig.axes[0].patches
+              if p.get_gid() == figures.HELDOUT_REGION]
+  assert not [c for c in fig.axes[1].collections
+              if c.get_gid() == figures.HELDOUT_POINTS]
+  _png_size(figures.plot_latent_geometry(geometry, str(tmp_path / "r.png")))
+
+
+def test_traversal_comparison_figure(tmp_path):
+  deconv, broadcast = _traversals(3, seed=1), _traversals(5, seed=2)
+  broadcast = broadcast._replace(seed_image=deconv.seed_image)
+  fig = figures.traversal_comparison_figure({"deconv": deconv,
+                                             "broadcast": broadcast})
+  by_label = {ax.get_label(): ax for ax in fig.axes}
+  for label, t in (("deconv", deconv), ("broadcast", broadcast)):
+    ax = by_label["traversals:" + label]
+    assert ax.get_title() == "%s decoder" % label
+    grid = ax.images[0].get_array()
+    rows = t.images.shape[0]
+    assert grid.shape == (rows * 64 + (rows - 1) * 2, 5 * 64 + 4 * 2, 3)
+    np.testing.assert_allclose(grid[:64, :64], t.images[0, 0])
+    assert [l.get_text() for l in ax.get_yticklabels()] == [
+        "z%d  (σ²=%.2f)" % (k, t.mean_variances[k]) for k in t.latents]
+    rec = by_label["reconstruction:" + label].images[0].get_array()
+    np.testing.assert_allclose(rec, t.reconstruction)
+  # The shorter grid keeps the image scale: both span the taller's rows,
+  # and says why it has fewer.
+  assert (by_label["traversals:deconv"].get_ylim() ==
+          by_label["traversals:broadcast"].get_ylim())
+  assert [t.get_text() for t in by_label["traversals:deconv"].texts] == [
+      "3 of 3 latents shown:\nthe others are non-coding"]
+  assert not by_label["traversals:broadcast"].texts
+  # Left to right in the dict's order, the shared input once.
+  lefts = [by_label["traversals:" + l].get_position().x0
+           for l in ("deconv", "broadcast")]
+  assert lefts[0] < lefts[1]
+  inputs = [ax for ax in fig.axes if ax.get_title() == "input"]
+  assert len(inputs) == 1
+  np.testing.assert_allclose(inputs[0].images[0].get_array(),
+                             deconv.seed_image)
+  width, height = _png_size(figures.plot_traversal_comparison(
+      {"deconv": deconv, "broadcast": broadcast}, str(tmp_path / "c.png")))
+  assert width > height

@@ -15,6 +15,9 @@ import pandas as pd
 from evaluation import aggregate
 from evaluation import analysis
 from evaluation import figures
+from evaluation import latent_figures
+from evaluation import latent_geometry
+from evaluation import latent_traversals
 from evaluation import layout
 from evaluation import study as study_lib
 from evaluation import tables
@@ -149,12 +152,12 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
   with contextlib.ExitStack() as stack:
     models = {run.decoder: stack.enter_context(  # Loaded once per model.
         analysis.load_model(run.model_dir)) for run in runs}
-    traversals = (analysis.traversal_comparison(models, data)
+    traversals = (latent_traversals.traversal_comparison(models, data)
                   if options.get("traversals", True) else {})
     for run in runs:
       tag = "%s-%s-%s" % (dataset, model, run.decoder)
       if run.decoder in traversals:
-        path = figures.plot_traversals(
+        path = latent_figures.plot_traversals(
             traversals[run.decoder],
             os.path.join(fig_dir, "traversals-%s.png" % tag))
         lines += _figure_section(
@@ -165,9 +168,10 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
             "Model of the run with %s." % _run_tag(run))
       if geometry:
         factor_x, factor_y = [_factor_index(data, f) for f in geometry]
-        g = analysis.latent_geometry(models[run.decoder], data, factor_x,
-                                     factor_y, region=region)
-        path = figures.plot_latent_geometry(
+        g = latent_geometry.latent_geometry(models[run.decoder], data,
+                                            factor_x, factor_y,
+                                            region=region)
+        path = latent_figures.plot_latent_geometry(
             g, os.path.join(fig_dir, "geometry-%s.png" % tag))
         lines += _figure_section(
             "Latent geometry: %s, %s, %s decoder" % (dataset, model,
@@ -175,7 +179,7 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
             output_dir, _geometry_caption(g, geometry, dataset) +
             " Model of the run with %s." % _run_tag(run))
   if len(traversals) >= 2:
-    path = figures.plot_traversal_comparison(
+    path = latent_figures.plot_traversal_comparison(
         traversals, os.path.join(fig_dir, "traversals_compared-%s-%s.png" %
                                  (dataset, model)))
     lines += _figure_section(

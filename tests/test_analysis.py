@@ -1,4 +1,4 @@
-"""Tests of evaluation/analysis.py.
+"""Tests of evaluation/analysis.py, latent_traversals.py and latent_geometry.py.
 
 The model code runs on a tiny model trained by dlib's own trainer (5 steps on
 dlib's dummy_data) and, for the logic that a 5-step model cannot show, on fake
@@ -15,7 +15,9 @@ import pytest
 import sbd_plugin  # pylint: disable=unused-import
 from disentanglement_lib.data.ground_truth import dummy_data
 from evaluation import analysis
-from evaluation import figures
+from evaluation import latent_figures
+from evaluation import latent_geometry
+from evaluation import latent_traversals
 from tests.conftest import run_tool
 
 NUM_LATENT = 10
@@ -39,27 +41,28 @@ def tiny_model(tmp_path_factory):
 
 def test_latent_order():
   variances = np.array([0.9, 0.05, 1.0, 0.3, 0.8, 0.3])
-  np.testing.assert_array_equal(analysis.latent_order(variances),
+  np.testing.assert_array_equal(latent_traversals.latent_order(variances),
                                 [1, 3, 5, 4])
   np.testing.assert_array_equal(
-      analysis.latent_order(variances, max_latents=2), [1, 3])
+      latent_traversals.latent_order(variances, max_latents=2), [1, 3])
   np.testing.assert_array_equal(
-      analysis.latent_order(variances, max_variance=0.5), [1, 3, 5])
+      latent_traversals.latent_order(variances, max_variance=0.5), [1, 3, 5])
   # All non-coding: keep the most informative one.
   np.testing.assert_array_equal(
-      analysis.latent_order([0.99, 0.95, 1.01]), [1])
+      latent_traversals.latent_order([0.99, 0.95, 1.01]), [1])
 
 
 def test_grid_of_lines_layout():
-  np.testing.assert_array_equal(analysis.evenly_spaced_indices(5, 31),
+  np.testing.assert_array_equal(latent_geometry.evenly_spaced_indices(5, 31),
                                 [0, 1, 2, 3, 4])
-  np.testing.assert_array_equal(analysis.evenly_spaced_indices(32, 6),
+  np.testing.assert_array_equal(latent_geometry.evenly_spaced_indices(32, 6),
                                 [0, 6, 12, 19, 25, 31])
-  np.testing.assert_array_equal(analysis.evenly_spaced_indices(1, 6), [0])
-  idx = analysis.evenly_spaced_indices(32, 31)
+  np.testing.assert_array_equal(latent_geometry.evenly_spaced_indices(1, 6),
+                                [0])
+  idx = latent_geometry.evenly_spaced_indices(32, 31)
   assert len(np.unique(idx)) == 31 and idx[0] == 0 and idx[-1] == 31
 
-  lines = analysis.grid_of_lines(32, 32, num_lines=6, points_per_line=31)
+  lines = latent_geometry.grid_of_lines(32, 32, num_lines=6, points_per_line=31)
   assert [l.along for l in lines] == ["x"] * 6 + ["y"] * 6
   for line in lines:
     assert line.points.shape == (31, 2)
@@ -69,7 +72,7 @@ def test_grid_of_lines_layout():
   assert [l.level for l in lines[:6]] == [0, 6, 12, 19, 25, 31]
 
   # Clipped to the factors' numbers of values.
-  small = analysis.grid_of_lines(5, 3, num_lines=6, points_per_line=31)
+  small = latent_geometry.grid_of_lines(5, 3, num_lines=6, points_per_line=31)
   assert [(l.along, len(l.points)) for l in small] == (
       [("x", 5)] * 3 + [("y", 3)] * 5)
 
@@ -123,7 +126,7 @@ def test_traversal_images_sweep_one_latent_at_a_time():
   variances = np.array([1.0, 0.1, 0.95, 0.02, 0.5])
   model = _CodeModel(variances, lambda x: x.reshape(len(x), -1)[:, :5] + 3.0)
   data = dummy_data.DummyData()
-  t = analysis.traversal_images(model, data, num_values=5, seed=3)
+  t = latent_traversals.traversal_images(model, data, num_values=5, seed=3)
   np.testing.assert_array_equal(t.latents, [3, 1, 4])
   np.testing.assert_allclose(t.values, [-2, -1, 0, 1, 2])
   codes = t.images[:, :, 0, :, 0]  # [rows, values, latents]
@@ -144,9 +147,9 @@ def test_traversal_comparison_uses_one_input_for_every_model():
                      lambda x: x.reshape(len(x), -1)[:, :5])
   second = _CodeModel([0.3, 1.0, 1.0, 1.0, 0.05],
                       lambda x: -x.reshape(len(x), -1)[:, 5:10])
-  both = analysis.traversal_comparison({"deconv": first,
-                                        "broadcast": second}, data,
-                                       num_values=5, seed=3)
+  both = latent_traversals.traversal_comparison({"deconv": first,
+                                                 "broadcast": second}, data,
+                                                num_values=5, seed=3)
   assert list(both) == ["deconv", "broadcast"]
   batch = data.sample_observations(64, np.random.RandomState(3))
   for t in both.values():
@@ -156,7 +159,8 @@ def test_traversal_comparison_uses_one_input_for_every_model():
   # Each model's images are its own decoder's, from its own code of the
   # input: the same as traversal_images gives for that model alone.
   for label, model in (("deconv", first), ("broadcast", second)):
-    alone = analysis.traversal_images(model, data, num_values=5, seed=3)
+    alone = latent_traversals.traversal_images(model, data, num_values=5,
+                                               seed=3)
     np.testing.assert_array_equal(both[label].images, alone.images)
     np.testing.assert_array_equal(both[label].reconstruction,
                                   alone.reconstruction)
@@ -183,35 +187,36 @@ def test_factor_r2_and_choose_latent_pair():
                     np.tanh(factor / 4.0),  # monotone: R^2 close to 1
                     rs.normal(size=len(factor)),  # unrelated: R^2 near 0
                     np.full(len(factor), 3.0)], axis=1)  # constant: 0
-  r2 = analysis.factor_r2(means, factor)
+  r2 = latent_geometry.factor_r2(means, factor)
   assert r2[0] == pytest.approx(1.0)
   assert 0.9 < r2[1] < 1.0 and r2[2] < 0.2 and r2[3] == 0.0
   np.testing.assert_allclose(
       r2[:3], [np.corrcoef(m, factor)[0, 1] ** 2 for m in means.T[:3]])
-  assert analysis.factor_r2(means, np.zeros(len(factor))).max() == 0.0
+  assert latent_geometry.factor_r2(means, np.zeros(len(factor))).max() == 0.0
   # With posterior variances: the R^2 of a sample mean + noise. A mean that
   # moves with the factor by much less than the noise scores about 0.
   spread = means.var(axis=0)
-  noisy = analysis.factor_r2(means, factor, [0.0, 1.0, 1.0, 1.0])
+  noisy = latent_geometry.factor_r2(means, factor, [0.0, 1.0, 1.0, 1.0])
   assert noisy[0] == pytest.approx(1.0)
   np.testing.assert_allclose(noisy[1:3], r2[1:3] * spread[1:3] /
                              (spread[1:3] + 1.0))
-  tiny = analysis.factor_r2(1e-3 * means[:, :1], factor, [0.5])
+  tiny = latent_geometry.factor_r2(1e-3 * means[:, :1], factor, [0.5])
   assert tiny[0] < 1e-3
 
   # Greedy: the best latent for x first, then the best other one for y,
   # even where that one is also the best for x.
   r2_x = np.array([0.1, 0.9, 0.8, 0.0])
   r2_y = np.array([0.2, 0.95, 0.6, 0.5])
-  latents, scores = analysis.choose_latent_pair(r2_x, r2_y, [0, 1, 2, 3])
+  latents, scores = latent_geometry.choose_latent_pair(r2_x, r2_y, [0, 1, 2, 3])
   np.testing.assert_array_equal(latents, [1, 2])
   np.testing.assert_allclose(scores, [0.9, 0.6])
   # Only candidates count; ties go to the earlier candidate.
-  latents, _ = analysis.choose_latent_pair(r2_x, r2_y, [3, 0, 2])
+  latents, _ = latent_geometry.choose_latent_pair(r2_x, r2_y, [3, 0, 2])
   np.testing.assert_array_equal(latents, [2, 3])
-  latents, _ = analysis.choose_latent_pair(np.zeros(4), np.zeros(4), [2, 0])
+  latents, _ = latent_geometry.choose_latent_pair(np.zeros(4), np.zeros(4),
+                                                  [2, 0])
   np.testing.assert_array_equal(latents, [2, 0])
-  latents, scores = analysis.choose_latent_pair(r2_x, r2_y, [2])
+  latents, scores = latent_geometry.choose_latent_pair(r2_x, r2_y, [2])
   np.testing.assert_array_equal(latents, [2])
 
 
@@ -220,15 +225,18 @@ def test_region_box_of_the_holdout_quadrant():
   region = holdout.HoldoutRegion((0.5, 1.0), (0.5, 1.0), None)
   base = np.array([1, 2, 5, 0, 0, 1, 1, 1])
   # posX (3) and posY (4) index 16..31 are >= 0.5 (linspace(0, 1, 32)).
-  assert analysis.region_box(region, base, 3, 4, 32, 32) == (16, 31, 16, 31)
-  assert analysis.region_box(region, base, 4, 3, 32, 32) == (16, 31, 16, 31)
+  assert latent_geometry.region_box(region, base, 3, 4, 32, 32) == (
+      16, 31, 16, 31)
+  assert latent_geometry.region_box(region, base, 4, 3, 32, 32) == (
+      16, 31, 16, 31)
   # In the (scale, posX) plane at posY 0 the region is not met.
-  assert analysis.region_box(region, base, 1, 3, 6, 32) is None
+  assert latent_geometry.region_box(region, base, 1, 3, 6, 32) is None
   # Only hearts held out: the plane of a square misses it.
   hearts = holdout.HoldoutRegion((0.5, 1.0), (0.0, 0.25), ["heart"])
-  assert analysis.region_box(hearts, base, 3, 4, 32, 32) is None
+  assert latent_geometry.region_box(hearts, base, 3, 4, 32, 32) is None
   base[0] = 2
-  assert analysis.region_box(hearts, base, 3, 4, 32, 32) == (16, 31, 0, 7)
+  assert latent_geometry.region_box(hearts, base, 3, 4, 32, 32) == (
+      16, 31, 0, 7)
 
 
 class _Box(object):
@@ -261,9 +269,9 @@ def test_latent_geometry_picks_the_latents_that_track_the_factors():
 
   model = _CodeModel(variances, encode_mean)
   data = _FactorData()
-  g = analysis.latent_geometry(model, data, factor_x=1, factor_y=4,
-                               num_lines=3, points_per_line=31, seed=0,
-                               region=_Box())
+  g = latent_geometry.latent_geometry(model, data, factor_x=1, factor_y=4,
+                                      num_lines=3, points_per_line=31, seed=0,
+                                      region=_Box())
   np.testing.assert_array_equal(g.latents, [3, 6])
   assert g.r2.shape == (NUM_LATENT, 2)
   np.testing.assert_allclose(g.scores, [g.r2[3, 0], g.r2[6, 1]])
@@ -287,7 +295,7 @@ def test_latent_geometry_picks_the_latents_that_track_the_factors():
         inside, (line.points[:, 0] >= 3) & (line.points[:, 1] <= 1))
   assert sum(int(i.sum()) for i in g.in_region) > 0
   with pytest.raises(ValueError):
-    analysis.latent_geometry(model, data, 1, 1)
+    latent_geometry.latent_geometry(model, data, 1, 1)
 
 
 def test_latent_geometry_without_region_or_coding_latents():
@@ -299,8 +307,8 @@ def test_latent_geometry_without_region_or_coding_latents():
     return mean
 
   model = _CodeModel(np.full(NUM_LATENT, 0.99), encode_mean)
-  g = analysis.latent_geometry(model, _FactorData(), 0, 3, num_lines=2,
-                               points_per_line=5)
+  g = latent_geometry.latent_geometry(model, _FactorData(), 0, 3,
+                                      num_lines=2, points_per_line=5)
   np.testing.assert_array_equal(g.latents, [5, 2])
   assert g.region_box is None and g.in_region is None
 
@@ -316,8 +324,8 @@ def test_latent_geometry_holds_other_factors():
 
   model = _CodeModel(np.linspace(0.1, 1, NUM_LATENT),
                      lambda x: x[:, 0, :10, 0])
-  g = analysis.latent_geometry(model, Recording(), 0, 3, num_lines=2,
-                               points_per_line=4)
+  g = latent_geometry.latent_geometry(model, Recording(), 0, 3, num_lines=2,
+                                      points_per_line=4)
   factors = seen[0]
   others = np.delete(factors, [0, 3], axis=1)
   assert np.all(others == np.delete(g.base_factors, [0, 3]))
@@ -386,24 +394,25 @@ def test_heldout_errors_per_run_and_split(tiny_model):
 def test_traversals_of_tiny_model(tiny_model, tmp_path):
   data = dummy_data.DummyData()
   with analysis.load_model(tiny_model) as model:
-    t = analysis.traversal_images(model, data, num_values=7, seed=0)
+    t = latent_traversals.traversal_images(model, data, num_values=7, seed=0)
     assert t.images.shape[1:] == (7, 64, 64, 1)
     assert len(t.mean_variances) == NUM_LATENT
-    np.testing.assert_array_equal(t.latents,
-                                  analysis.latent_order(t.mean_variances))
-    one_row = analysis.traversal_images(model, data, num_values=5,
-                                        max_latents=1)
-  path = figures.plot_traversals(one_row, str(tmp_path / "t.png"))
+    np.testing.assert_array_equal(
+        t.latents, latent_traversals.latent_order(t.mean_variances))
+    one_row = latent_traversals.traversal_images(model, data, num_values=5,
+                                                 max_latents=1)
+  path = latent_figures.plot_traversals(one_row, str(tmp_path / "t.png"))
   assert os.path.getsize(path) > 1000
 
 
 def test_latent_geometry_of_tiny_model(tiny_model, tmp_path):
   data = dummy_data.DummyData()
-  g = analysis.latent_geometry(tiny_model, data, factor_x=0, factor_y=1,
-                               num_lines=6, points_per_line=31)
+  g = latent_geometry.latent_geometry(tiny_model, data, factor_x=0,
+                                      factor_y=1, num_lines=6,
+                                      points_per_line=31)
   # dummy_data's factors have 5 values: 5 lines per direction.
   assert len(g.lines) == len(g.latent_points) == 10
   assert all(p.shape == (len(l.points), 2)
              for l, p in zip(g.lines, g.latent_points))
-  path = figures.plot_latent_geometry(g, str(tmp_path / "g.png"))
+  path = latent_figures.plot_latent_geometry(g, str(tmp_path / "g.png"))
   assert os.path.getsize(path) > 1000

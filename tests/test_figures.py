@@ -1,4 +1,5 @@
-"""Tests of evaluation/figures.py: figures drawn from given numbers.
+"""Tests of evaluation/figures.py and latent_figures.py: figures drawn from
+given numbers.
 
 The DataFrame figures are checked on synthetic study results, the model
 figures on synthetic Traversals / Geometry tuples (their computation from a
@@ -11,8 +12,10 @@ import pandas as pd
 from PIL import Image
 import pytest
 
-from evaluation import analysis
 from evaluation import figures
+from evaluation import latent_figures
+from evaluation import latent_geometry
+from evaluation import latent_traversals
 from evaluation import study as study_lib
 
 
@@ -226,7 +229,7 @@ def test_heldout_generalisation_baseline_and_missing_errors():
 
 def _traversals(rows, channels=3, seed=0):
   rs = np.random.RandomState(seed)
-  return analysis.Traversals(
+  return latent_traversals.Traversals(
       rs.uniform(size=(64, 64, channels)), rs.uniform(size=(64, 64, channels)),
       rs.uniform(size=(rows, 5, 64, 64, channels)), np.arange(rows)[::-1],
       np.linspace(0.1, 0.8, rows), np.linspace(-2, 2, 5))
@@ -234,17 +237,17 @@ def _traversals(rows, channels=3, seed=0):
 
 def test_traversals_figure(tmp_path):
   one = _traversals(1, channels=1)
-  fig = figures.traversals_figure(one)
+  fig = latent_figures.traversals_figure(one)
   grid = fig.axes[-1].images[0].get_array()
   # 1 row x 5 columns of 64 px images, 2 px of white padding between.
   assert grid.shape == (64, 5 * 64 + 4 * 2)
   np.testing.assert_allclose(grid[:, 64:66], 1.0)
   np.testing.assert_allclose(grid[:, 66:130], one.images[0, 1, ..., 0])
-  path = figures.plot_traversals(one, str(tmp_path / "t.png"))
+  path = latent_figures.plot_traversals(one, str(tmp_path / "t.png"))
   width, height = _png_size(path)
   assert 400 < width < 2000 and 150 < height < 2000
   # Rows grow the figure: 8 latents need a taller image than 1.
-  many = figures.traversals_figure(_traversals(8))
+  many = latent_figures.traversals_figure(_traversals(8))
   labels = [l.get_text() for l in many.axes[-1].get_yticklabels()]
   assert labels[0] == "z7  (σ²=0.80)" and len(labels) == 8
   assert [l.get_text() for l in many.axes[-1].get_xticklabels()] == [
@@ -255,17 +258,17 @@ def test_traversals_figure(tmp_path):
 
 
 def _geometry(**fields):
-  lines = analysis.grid_of_lines(8, 5, num_lines=3, points_per_line=4)
+  lines = latent_geometry.grid_of_lines(8, 5, num_lines=3, points_per_line=4)
   latent_points = [line.points * 0.5 for line in lines]
   variances = np.linspace(0.1, 1.0, 6)
-  return analysis.Geometry(lines, latent_points, np.array([4, 1]), variances,
-                           2, 0, np.zeros(3, int), ["shape", "scale", "posX"],
-                           **fields)
+  return latent_geometry.Geometry(lines, latent_points, np.array([4, 1]),
+                                  variances, 2, 0, np.zeros(3, int),
+                                  ["shape", "scale", "posX"], **fields)
 
 
 def test_latent_geometry_figure(tmp_path):
   geometry = _geometry(scores=np.array([0.93, 0.871]))
-  fig = figures.latent_geometry_figure(geometry)
+  fig = latent_figures.latent_geometry_figure(geometry)
   ax_true, ax_latent = fig.axes
   assert ax_true.get_xlabel() == "factor 2 (posX) index"
   assert ax_true.get_ylabel() == "factor 0 (shape) index"
@@ -280,17 +283,17 @@ def test_latent_geometry_figure(tmp_path):
     np.testing.assert_allclose(a.get_color(), b.get_color())
   # No region: nothing marked.
   assert not [p for p in ax_true.patches
-              if p.get_gid() == figures.HELDOUT_REGION]
+              if p.get_gid() == latent_figures.HELDOUT_REGION]
   assert not [c for c in ax_latent.collections
-              if c.get_gid() == figures.HELDOUT_POINTS]
+              if c.get_gid() == latent_figures.HELDOUT_POINTS]
   # Without factor names the labels give the indices only.
-  unnamed = figures.latent_geometry_figure(geometry._replace(
+  unnamed = latent_figures.latent_geometry_figure(geometry._replace(
       factor_names=None))
   assert unnamed.axes[0].get_xlabel() == "factor 2 index"
   assert unnamed.axes[1].get_xlabel() == (
       "z4 posterior mean (R² with factor 2 = 0.93)")
   width, height = _png_size(
-      figures.plot_latent_geometry(geometry, str(tmp_path / "g.png")))
+      latent_figures.plot_latent_geometry(geometry, str(tmp_path / "g.png")))
   assert width > height > 300
 
 
@@ -300,16 +303,17 @@ def test_latent_geometry_figure_marks_the_heldout_region(tmp_path):
   in_region = [(l.points[:, 0] >= 4) & (l.points[:, 1] <= 1)
                for l in plain.lines]
   geometry = plain._replace(region_box=(4, 7, 0, 1), in_region=in_region)
-  fig = figures.latent_geometry_figure(geometry)
+  fig = latent_figures.latent_geometry_figure(geometry)
   ax_true, ax_latent = fig.axes
-  boxes = [p for p in ax_true.patches if p.get_gid() == figures.HELDOUT_REGION]
+  boxes = [p for p in ax_true.patches
+           if p.get_gid() == latent_figures.HELDOUT_REGION]
   assert len(boxes) == 1
   np.testing.assert_allclose(boxes[0].get_bbox().bounds,
                              (3.5, -0.5, 4.0, 2.0))  # covers the cells
   for ax, points in ((ax_true, [l.points for l in plain.lines]),
                      (ax_latent, plain.latent_points)):
     hollow = [c for c in ax.collections
-              if c.get_gid() == figures.HELDOUT_POINTS]
+              if c.get_gid() == latent_figures.HELDOUT_POINTS]
     expected = np.concatenate([p[m] for p, m in zip(points, in_region)])
     np.testing.assert_allclose(np.concatenate([c.get_offsets()
                                                for c in hollow]), expected)
@@ -320,19 +324,20 @@ def test_latent_geometry_figure_marks_the_heldout_region(tmp_path):
   missed = plain._replace(region_box=None,
                           in_region=[np.zeros(len(l.points), bool)
                                      for l in plain.lines])
-  fig = figures.latent_geometry_figure(missed)
+  fig = latent_figures.latent_geometry_figure(missed)
   assert not [p for p in fig.axes[0].patches
-              if p.get_gid() == figures.HELDOUT_REGION]
+              if p.get_gid() == latent_figures.HELDOUT_REGION]
   assert not [c for c in fig.axes[1].collections
-              if c.get_gid() == figures.HELDOUT_POINTS]
-  _png_size(figures.plot_latent_geometry(geometry, str(tmp_path / "r.png")))
+              if c.get_gid() == latent_figures.HELDOUT_POINTS]
+  _png_size(latent_figures.plot_latent_geometry(geometry,
+                                                str(tmp_path / "r.png")))
 
 
 def test_traversal_comparison_figure(tmp_path):
   deconv, broadcast = _traversals(3, seed=1), _traversals(5, seed=2)
   broadcast = broadcast._replace(seed_image=deconv.seed_image)
-  fig = figures.traversal_comparison_figure({"deconv": deconv,
-                                             "broadcast": broadcast})
+  fig = latent_figures.traversal_comparison_figure({"deconv": deconv,
+                                                    "broadcast": broadcast})
   by_label = {ax.get_label(): ax for ax in fig.axes}
   for label, t in (("deconv", deconv), ("broadcast", broadcast)):
     ax = by_label["traversals:" + label]
@@ -360,6 +365,6 @@ def test_traversal_comparison_figure(tmp_path):
   assert len(inputs) == 1
   np.testing.assert_allclose(inputs[0].images[0].get_array(),
                              deconv.seed_image)
-  width, height = _png_size(figures.plot_traversal_comparison(
+  width, height = _png_size(latent_figures.plot_traversal_comparison(
       {"deconv": deconv, "broadcast": broadcast}, str(tmp_path / "c.png")))
   assert width > height

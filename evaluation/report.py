@@ -1,8 +1,9 @@
 """One Markdown report per study: results table, comparison tables, figures.
 
 Assembles only: results come from evaluation.aggregate, comparison tables
-from evaluation.tables, numbers from trained models from evaluation.analysis
-and the figures from evaluation.figures; paths from evaluation.layout.
+from evaluation.tables, numbers from trained models from evaluation.analysis,
+latent_traversals and latent_geometry, the figures from evaluation.figures and
+latent_figures; paths from evaluation.layout.
 Everything is derived from the study folder, so a report can be rebuilt at any
 time (`sbd_study report`), also for a partly finished or failed study.
 """

@@ -19,8 +19,9 @@ Found by training the same config twice and comparing checkpoints bit for bit
   fail loudly. Only while training: it also refuses random ops without a seed
   in graphs that have none, which dlib's own tests and tools build.
 - scikit-learn estimators that dlib builds without a `random_state` (DCI's
-  and the downstream task's gradient boosting, SAP's linear SVM) get one
-  derived from the metric's own random state.
+  and the downstream tasks' gradient boosting, SAP's linear SVM, fairness)
+  get one derived from the metric's own random state, and numpy's global
+  generator is seeded from it while a metric runs.
 """
 import contextlib
 import os
@@ -135,7 +136,9 @@ def estimator_seeds(random_state):
 
   The k-th estimator built gets `random_state = base + k`, with `base` drawn
   from a copy of `random_state`, which is left untouched: the metric's own
-  sampling is the same as in stock dlib.
+  sampling is the same as in stock dlib. numpy's global generator (which
+  dlib's strong downstream task draws from) is seeded with `base` meanwhile
+  and restored afterwards.
 
   Args:
     random_state: np.random.RandomState of the metric, or None (base 0).
@@ -146,11 +149,14 @@ def estimator_seeds(random_state):
     copy.set_state(random_state.get_state())
     base = int(copy.randint(2**31 - 2**16))
   previous = getattr(_SEEDS, "state", None)
+  global_state = np.random.get_state()
   _SEEDS.state = [base, 0]
+  np.random.seed(base)
   try:
     yield
   finally:
     _SEEDS.state = previous
+    np.random.set_state(global_state)
 
 
 def next_estimator_seed():
@@ -196,7 +202,10 @@ def install_seeded_estimators():
   # pylint: disable=g-import-not-at-top
   from disentanglement_lib.evaluation.metrics import dci
   from disentanglement_lib.evaluation.metrics import downstream_task
+  from disentanglement_lib.evaluation.metrics import fairness
+  from disentanglement_lib.evaluation.metrics import reduced_downstream_task
   from disentanglement_lib.evaluation.metrics import sap_score
+  from disentanglement_lib.evaluation.metrics import strong_downstream_task
   from disentanglement_lib.evaluation.metrics import utils
   from sbd_plugin.dlib_bridge import gin_wrappers
   # pylint: enable=g-import-not-at-top
@@ -206,7 +215,10 @@ def install_seeded_estimators():
       setattr(module, attribute,
               _SeededSklearnModule(getattr(module, attribute)))
   for wrapper in (dci.compute_dci, sap_score.compute_sap,
-                  downstream_task.compute_downstream_task):
+                  downstream_task.compute_downstream_task,
+                  fairness.compute_fairness,
+                  reduced_downstream_task.compute_reduced_downstream_task,
+                  strong_downstream_task.compute_strong_downstream_task):
     gin_wrappers.wrap_inner(wrapper, _seeding_metric, "sbd_seeded")
 
 
@@ -224,7 +236,11 @@ FIXES = (
     FixInfo("seeded_estimators",
             ["evaluation/metrics/dci.py", "evaluation/metrics/sap_score.py",
              "evaluation/metrics/utils.py",
-             "evaluation/metrics/downstream_task.py"],
+             "evaluation/metrics/downstream_task.py",
+             "evaluation/metrics/fairness.py",
+             "evaluation/metrics/reduced_downstream_task.py",
+             "evaluation/metrics/strong_downstream_task.py"],
             "GradientBoostingClassifier and LinearSVC are built without a "
-            "random_state", install_seeded_estimators),
+            "random_state; strong_downstream_task draws from numpy's global "
+            "generator", install_seeded_estimators),
 )

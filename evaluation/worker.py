@@ -1,18 +1,28 @@
 """Executes one study run in its own process: dlib train -> postprocess -> evaluate.
 
-Usage: python -m evaluation.worker <output_dir>/runs/<run_id>/run.json
+Usage: python -m evaluation.worker [--phase train|evaluate|all] \
+           <output_dir>/runs/<run_id>/run.json
+
+The `train` phase trains the model (the GPU part); `evaluate` postprocesses
+it and computes every metric (on CPUs: the worker hides the GPUs), then
+writes DONE.json; `all` (the default) does both. The runner runs the two
+phases as separate tasks, so one run's metrics overlap the next training.
 
 Calls dlib's own `*_with_gin` functions (what the dlib_* scripts call) and
 writes dlib's layout (as dlib_reproduce does; see `evaluation.layout`).
 A step counts as done only when its result JSON parses; a step cut short is
 redone, never trusted. Training resumes from its newest checkpoint
-(`sbd_plugin.dlib_bridge.resumable_train`); postprocessing and each metric
-are redone from scratch. DONE.json is written last and atomically; only then
-does the run count as finished.
+(`sbd_plugin.dlib_bridge.resumable_train`) and reports its progress in
+`model/progress.json`; postprocessing and each metric are redone from
+scratch. The seconds of each finished step go to `timings.json`, and into
+DONE.json, which is written last and atomically; only then does the run
+count as finished.
 
 The worker holds `<run_dir>/.lock` while it works, so two workers never write
 the same run, and dies with the process that started it.
 """
+import argparse
+import contextlib
 import errno
 import os
 import shutil
@@ -25,8 +35,11 @@ from evaluation import layout
 from evaluation import processes
 from evaluation import study as study_lib
 
+PHASES = ("train", "evaluate", "all")
 
-def _step_done(step_dir, kind):
+
+def step_done(step_dir, kind):
+  """True once the dlib step in `step_dir` wrote a result that parses."""
   from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   return atomic.read_json(layout.step_result(step_dir, kind)) is not None
 
@@ -37,8 +50,42 @@ def _fresh(step_dir):
     shutil.rmtree(step_dir)
 
 
-def execute(run, directory):
-  """Runs the missing steps of `run` inside `directory`.
+@contextlib.contextmanager
+def _timed(directory, step):
+  """Adds the seconds of the block to `timings.json` under `step` if it ends."""
+  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  yield
+  path = layout.timings_path(directory)
+  timings = atomic.read_json(path) or {}
+  timings[step] = time.time() - start
+  atomic.write_json(path, timings, indent=1)
+
+
+def _dataset_bindings(run):
+  # The dataset is bound explicitly at every step: dlib's "auto" would carry
+  # only its name, not the dataset's own gin parameters.
+  return ["dataset.name = %s" % study_lib.gin_literal(run.dataset)] + list(
+      run.dataset_bindings)
+
+
+def train(run, directory):
+  """The train phase: trains (or resumes) the model unless it is trained."""
+  model_dir = layout.model_dir(directory)
+  if step_done(model_dir, "train"):
+    return
+  # Imported here so that only a worker that trains loads TensorFlow.
+  from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
+  faults.point("train")
+  with _timed(directory, "train"):
+    resumable_train.train_with_gin(
+        model_dir, list(run.model_configs),
+        list(run.train_bindings) + list(run.dataset_bindings),
+        progress_path=layout.progress_path(model_dir))
+
+
+def evaluate(run, directory):
+  """The evaluate phase: postprocesses the model and computes each metric.
 
   Args:
     run: evaluation.study.Run to execute.
@@ -46,41 +93,42 @@ def execute(run, directory):
 
   Returns:
     Dict written to DONE.json.
-  """
-  # Imported here so that only the worker process loads TensorFlow.
-  from disentanglement_lib.evaluation import evaluate  # pylint: disable=g-import-not-at-top
-  from disentanglement_lib.postprocessing import postprocess  # pylint: disable=g-import-not-at-top
-  from sbd_plugin import machine  # pylint: disable=g-import-not-at-top
-  from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
-  from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
 
-  start = time.time()
-  dataset = ["dataset.name = %s" % study_lib.gin_literal(run.dataset)]
-  dataset += list(run.dataset_bindings)
+  Raises:
+    RuntimeError: if the run is not trained yet.
+  """
+  # pylint: disable=g-import-not-at-top
+  from disentanglement_lib.evaluation import evaluate as dlib_evaluate
+  from disentanglement_lib.postprocessing import postprocess
+  from sbd_plugin import atomic
+  from sbd_plugin import machine
+  from sbd_plugin import versions
+  # pylint: enable=g-import-not-at-top
   model_dir = layout.model_dir(directory)
-  if not _step_done(model_dir, "train"):
-    faults.point("train")
-    resumable_train.train_with_gin(
-        model_dir, list(run.model_configs),
-        list(run.train_bindings) + list(run.dataset_bindings))
+  if not step_done(model_dir, "train"):
+    raise RuntimeError("Run %s is not trained yet: run its train phase "
+                       "first." % run.run_id)
+  dataset = _dataset_bindings(run)
   mean_dir = layout.postprocessed_dir(directory)
-  if not _step_done(mean_dir, "postprocess"):
+  if not step_done(mean_dir, "postprocess"):
     faults.point("postprocess")
     _fresh(mean_dir)
-    # The dataset is bound explicitly: dlib's "auto" would carry only its
-    # name, not the dataset's own gin parameters.
-    postprocess.postprocess_with_gin(model_dir, mean_dir, False,
-                                     [run.postprocess_config], dataset)
+    with _timed(directory, "postprocess"):
+      postprocess.postprocess_with_gin(model_dir, mean_dir, False,
+                                       [run.postprocess_config], dataset)
   for metric, config in run.metric_configs:
     metric_dir = layout.metric_dir(directory, metric)
-    if not _step_done(metric_dir, "evaluation"):
+    if not step_done(metric_dir, "evaluation"):
       faults.point("metric:" + metric)
       _fresh(metric_dir)
-      evaluate.evaluate_with_gin(
-          mean_dir, metric_dir, False, [config],
-          dataset + ["evaluation.name = %s" % study_lib.gin_literal(metric)] +
-          list(run.metric_bindings))
-  return {"run_id": run.run_id, "seconds": time.time() - start,
+      with _timed(directory, metric):
+        dlib_evaluate.evaluate_with_gin(
+            mean_dir, metric_dir, False, [config],
+            dataset + ["evaluation.name = %s" % study_lib.gin_literal(metric)]
+            + list(run.metric_bindings))
+  timings = atomic.read_json(layout.timings_path(directory)) or {}
+  return {"run_id": run.run_id, "seconds": sum(timings.values()),
+          "timings": timings,
           "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
           "versions": versions.library_versions(),
           # CPU type, SIMD level, oneDNN and determinism: numbers differ in
@@ -115,14 +163,44 @@ def _write_error(directory, error):
   print(text, file=sys.stderr)
 
 
+def _set_gpus(phase):
+  """Keeps evaluation off the GPUs; lets trainings share one."""
+  if phase == "evaluate":
+    # Metrics run on CPUs (Ray and SLURM give this task no GPU).
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+  # Without it, the first TensorFlow process on a GPU reserves all its memory
+  # and a second run sharing that GPU fails.
+  os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+def _execute(run, directory, phase):
+  """Runs `phase` of `run`; once evaluated, writes DONE.json."""
+  print("[worker] %s phase of %s starts at %.3f (pid %d)" % (
+      phase, run.run_id, time.time(), os.getpid()), flush=True)
+  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
+  if phase in ("train", "all"):
+    train(run, directory)
+  if phase in ("evaluate", "all"):
+    done = evaluate(run, directory)
+    if os.path.exists(layout.error_path(directory)):
+      os.remove(layout.error_path(directory))
+    atomic.write_json(layout.done_path(directory), done, indent=1)
+
+
+def _parser():
+  parser = argparse.ArgumentParser(prog="python -m evaluation.worker",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("--phase", choices=PHASES, default="all")
+  parser.add_argument("run_json", help="the run's spec, runs/<id>/run.json")
+  return parser
+
+
 def main(argv):
-  if len(argv) != 2:
-    print(__doc__, file=sys.stderr)
-    return 2
+  args = _parser().parse_args(argv[1:])
   processes.die_with_parent()
-  run_json = argv[1]
-  directory = os.path.dirname(os.path.abspath(run_json))
-  with open(run_json) as f:
+  _set_gpus(args.phase)
+  directory = os.path.dirname(os.path.abspath(args.run_json))
+  with open(args.run_json) as f:
     run = study_lib.Run.from_json(f.read())
   try:
     lock = processes.FolderLock(directory).acquire("worker of " + run.run_id)
@@ -130,12 +208,8 @@ def main(argv):
     print("Run %s is being written by another worker: %s." % (run.run_id, e),
           file=sys.stderr)
     return 3
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   try:
-    done = execute(run, directory)
-    if os.path.exists(layout.error_path(directory)):
-      os.remove(layout.error_path(directory))
-    atomic.write_json(layout.done_path(directory), done, indent=1)
+    _execute(run, directory, args.phase)
   except BaseException as e:  # pylint: disable=broad-except
     _write_error(directory, e)
     return 1

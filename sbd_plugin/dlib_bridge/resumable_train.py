@@ -4,7 +4,7 @@ dlib's `train` (disentanglement_lib/methods/unsupervised/train.py) deletes or
 refuses an existing model folder and trains `steps=training_steps` more
 steps, so a pre-empted 1.5M-step run starts over. `train_with_gin` here runs
 the same procedure (same gin `model` configurable, same RunConfig seed,
-estimator, TF-Hub export, evaluation and result files) with four changes:
+estimator, TF-Hub export, evaluation and result files) with five changes:
 
 - an existing model folder is kept, and training continues from its newest
   checkpoint up to `model.training_steps` steps in total (`max_steps`);
@@ -15,7 +15,10 @@ estimator, TF-Hub export, evaluation and result files) with four changes:
   global step counts two per batch), and the resumed stream starts there
   (the chunk-indexed stream of `sbd_plugin.datasets.pipeline` skips without
   sampling);
-- a TF-Hub export cut short by a kill is removed and redone.
+- a TF-Hub export cut short by a kill is removed and redone;
+- given a `progress_path`, the global step, the target and the steps/s are
+  written there every `_ProgressWriter.EVERY_SECONDS` and at the end (the
+  study runner shows them).
 
 `install` puts a dispatcher inside dlib's gin wrapper of `model` that runs
 this body only inside `train_with_gin` (`_resuming`), so `dlib_train` keeps
@@ -114,6 +117,44 @@ class _PositionRecorder(tf.train.CheckpointSaverListener):
     atomic.write_json(self._path, {k: positions[k] for k in recent})
 
 
+class _ProgressWriter(tf.train.SessionRunHook):
+  """Writes {step, total, steps_per_second, time} to a JSON file, atomically."""
+
+  EVERY_SECONDS = 10.0
+
+  def __init__(self, path, total):
+    self._path = path
+    self._total = total
+    self._global_step = None
+    self._last = None  # (time, step) of the last write.
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+
+  def after_create_session(self, session, coord):
+    self._write(int(session.run(self._global_step)), time.time())
+
+  def before_run(self, run_context):
+    return tf.train.SessionRunArgs(self._global_step)
+
+  def after_run(self, run_context, run_values):
+    now = time.time()
+    if now >= self._last[0] + self.EVERY_SECONDS:
+      self._write(int(run_values.results), now)
+
+  def end(self, session):
+    self._write(int(session.run(self._global_step)), time.time())
+
+  def _write(self, step, now):
+    from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
+    rate = 0.0
+    if self._last is not None and now > self._last[0]:
+      rate = (step - self._last[1]) / (now - self._last[0])
+    atomic.write_json(self._path, {"step": step, "total": self._total,
+                                   "steps_per_second": rate, "time": now})
+    self._last = (now, step)
+
+
 def batches_consumed(checkpoint_dir, global_step):
   """Batches consumed up to the checkpoint of `global_step`.
 
@@ -192,11 +233,14 @@ def _train_from_checkpoint(model_dir, model, training_steps, random_seed,
   start = latest_step(checkpoint_dir)
   if start < training_steps:
     batches = batches_consumed(checkpoint_dir, start)
+    hooks = _checkpoint_hooks(checkpoint_dir, every_steps, every_seconds,
+                              batches)
+    progress_path = getattr(_STATE, "progress_path", None)
+    if progress_path:
+      hooks.append(_ProgressWriter(progress_path, training_steps))
     tpu_estimator.train(
         input_fn=_make_input_fn(dataset, train_seed, skip_batches=batches),
-        max_steps=training_steps,
-        hooks=_checkpoint_hooks(checkpoint_dir, every_steps, every_seconds,
-                                batches))
+        max_steps=training_steps, hooks=hooks)
   module_export_path = os.path.join(model_dir, "tfhub")
   if os.path.exists(module_export_path):  # An export cut short.
     shutil.rmtree(module_export_path)
@@ -222,12 +266,14 @@ def _dispatching(stock_fn):
 
 
 @contextlib.contextmanager
-def _resuming():
+def _resuming(progress_path):
   _STATE.resuming = True
+  _STATE.progress_path = progress_path
   try:
     yield
   finally:
     _STATE.resuming = False
+    _STATE.progress_path = None
 
 
 def install():
@@ -236,19 +282,22 @@ def install():
   gin_wrappers.wrap_inner(train.train, _dispatching, "sbd_resumable")
 
 
-def train_with_gin(model_dir, gin_config_files=None, gin_bindings=None):
+def train_with_gin(model_dir, gin_config_files=None, gin_bindings=None,
+                   progress_path=None):
   """dlib's train_with_gin, resuming from `model_dir`'s newest checkpoint.
 
   Args:
     model_dir: Model folder; kept if it exists.
     gin_config_files: List of gin config files to load.
     gin_bindings: List of gin bindings to use.
+    progress_path: Optional JSON file that receives the training's step,
+      target and steps/s every ten seconds and at its end.
   """
   from disentanglement_lib.methods.unsupervised import train  # pylint: disable=g-import-not-at-top
   gin.parse_config_files_and_bindings(gin_config_files or [],
                                       gin_bindings or [])
   try:
-    with _resuming():
+    with _resuming(progress_path):
       train.train(model_dir, overwrite=False)
   finally:
     gin.clear_config()

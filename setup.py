@@ -79,6 +79,7 @@ setuptools.setup(
         "gpu": ["tensorflow[and-cuda]==%s" %
                 _PINS["NUMERIC_PINS"]["tensorflow"]],
         "ray": ["ray[default]>=2.9,<3"],
+        "slurm": ["submitit>=1.5,<2"],
         "test": ["pytest>=7"],
     },
     entry_points={

@@ -2,6 +2,8 @@
 
   sbd_study run gin_configs/studies/demo.toml --output out/demo [--jobs 2]
   sbd_study run STUDY --output DIR --executor ray [--ray-address HOST:PORT]
+  sbd_study run STUDY --output DIR --executor slurm --slurm-partition gpu \
+      --slurm-time 240 [--gpus-per-run 0.25] [--cpus-per-run 2]
   sbd_study report STUDY --output DIR      # rebuild tables, figures, report
   sbd_study plan STUDY                     # list the runs without running
 
@@ -14,19 +16,59 @@ import errno
 import os
 import sys
 
+from evaluation import executors
+from evaluation.executors import base as executor_base
 from evaluation import faults
 from evaluation import study as study_lib
 
 
-def _positive_int(text):
-  try:
-    value = int(text)
-  except ValueError:
-    value = 0
-  if value < 1:
-    raise argparse.ArgumentTypeError("must be a whole number >= 1, got %r"
-                                     % text)
-  return value
+def _at_least(minimum, cast=int, what="a whole number"):
+  """An argparse type: `cast` of the text, refused below `minimum`."""
+
+  def parse(text):
+    try:
+      value = cast(text)
+    except ValueError:
+      value = None
+    if value is None or not value >= minimum:  # `not >=` also refuses nan.
+      raise argparse.ArgumentTypeError("must be %s >= %s, got %r" % (
+          what, minimum, text))
+    return value
+
+  return parse
+
+
+_positive_int = _at_least(1)
+
+
+def _partition(text):
+  if not study_lib.SLURM_PARTITION.match(text):
+    raise argparse.ArgumentTypeError(
+        "must be a SLURM partition name (letters, digits, '_', '-', '.'; "
+        "several separated by commas), got %r" % text)
+  return text
+
+
+def _add_resource_flags(run):
+  """The flags that override the study file's [resources] table."""
+  run.add_argument("--gpus-per-run", type=_at_least(0, float, "a number"),
+                   default=None,
+                   help="GPUs per training on Ray/SLURM; a fraction shares a "
+                   "GPU (default %g where there are GPUs; evaluations take "
+                   "none)" % executor_base.DEFAULT_GPUS_PER_RUN)
+  run.add_argument("--cpus-per-run", type=_positive_int, default=None,
+                   help="CPUs per training or evaluation task (default %d)"
+                   % executor_base.DEFAULT_CPUS_PER_RUN)
+  run.add_argument("--retries", type=_at_least(0), default=None,
+                   help="retries of a failed task (default %d)" %
+                   executor_base.DEFAULT_RETRIES)
+  run.add_argument("--slurm-partition", type=_partition, default=None,
+                   dest="partition", help="SLURM partition of the jobs")
+  run.add_argument("--slurm-time", type=_positive_int, default=None,
+                   dest="time_minutes", metavar="MINUTES",
+                   help="time limit of a SLURM job (default %d); a job that "
+                   "reaches it or is pre-empted is requeued and resumes" %
+                   executor_base.DEFAULT_TIME_MINUTES)
 
 
 def _report(study, output_dir, outcomes):
@@ -54,16 +96,14 @@ def _parser():
   run = sub.add_parser("run", help="run (or resume) a study, then report")
   run.add_argument("study", help="study TOML file")
   run.add_argument("--output", required=True, help="study output folder")
-  run.add_argument("--executor", choices=("local", "ray"), default="local")
+  run.add_argument("--executor", choices=executors.NAMES, default="local")
   run.add_argument("--jobs", type=_positive_int, default=None,
-                   help="runs executing at once (default: 1 local process; "
-                   "with Ray every run is submitted and the cluster's "
-                   "resources decide)")
+                   help="trainings at once (default: 1 on this machine, plus "
+                   "one evaluation beside them; on Ray or SLURM every task "
+                   "is submitted and the cluster's resources decide)")
   run.add_argument("--ray-address", default=None,
                    help="join this Ray cluster (default: start one locally)")
-  run.add_argument("--gpus-per-run", type=float, default=None,
-                   help="Ray: GPUs per run (default: 1 if the cluster has "
-                   "GPUs, else 0)")
+  _add_resource_flags(run)
   run.add_argument("--no-report", action="store_true")
   report = sub.add_parser("report", help="rebuild the report of a study")
   report.add_argument("study")
@@ -87,9 +127,11 @@ def main(argv=None):
     output_dir = os.path.abspath(args.output)
     outcomes = None
     if args.command == "run":
+      overrides = {key: getattr(args, key) for key in (
+          "gpus_per_run", "cpus_per_run", "retries", "partition",
+          "time_minutes", "ray_address")}
       outcomes = runner.run_study(study, output_dir, args.executor,
-                                  args.jobs, args.ray_address,
-                                  args.gpus_per_run)
+                                  args.jobs, overrides)
       print(runner.summarize(outcomes))
       if args.no_report:
         return 1 if any(o.status == "failed" for o in outcomes) else 0

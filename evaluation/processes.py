@@ -7,6 +7,9 @@
 - `die_with_parent`: called first thing in a child; asks Linux to SIGKILL the
   child when its parent dies, so a killed runner leaves no worker behind to
   write into a run that a later runner redoes.
+- `exit_when_gone`: for a job whose runner is an ancestor but not its parent
+  (submitit's local controller sits between them): exits when the runner is
+  gone, and so takes its workers along.
 - `Children`: the runner's live worker processes, each in its own process
   group; `terminate_all` stops them on SIGTERM or Ctrl-C.
 """
@@ -77,39 +80,83 @@ def die_with_parent():
     os._exit(1)  # pylint: disable=protected-access
 
 
+def _alive(pid):
+  """True while process `pid` runs; a zombie (ended, not reaped) has ended."""
+  try:
+    with open("/proc/%d/stat" % pid) as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    if os.path.isdir("/proc"):
+      return False
+  try:  # No /proc: a zombie counts as alive.
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # Alive, owned by someone else.
+    pass
+  return True
+
+
+def exit_when_gone(pid, poll_seconds=1.0):
+  """Exits this process (status 1) soon after process `pid` has ended.
+
+  Watches from a daemon thread. The children of this process that called
+  `die_with_parent` die with it.
+
+  Args:
+    pid: Process to outlive by at most `poll_seconds`.
+    poll_seconds: Interval between checks.
+  """
+
+  def watch():
+    while _alive(pid):
+      time.sleep(poll_seconds)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name="exit_when_gone", daemon=True).start()
+
+
 class Children(object):
-  """Worker processes started by this process, stoppable all at once."""
+  """Worker processes started by this process, stoppable all at once.
+
+  Start children from a thread that outlives them (the main thread): Linux
+  delivers `die_with_parent`'s signal when the starting thread ends.
+  """
 
   def __init__(self):
     self._procs = set()
     self._lock = threading.Lock()
     self.stopping = False
 
-  def run(self, command, log, env, cwd=None):
-    """Runs `command` to completion in its own process group.
+  def start(self, command, log, env, cwd=None):
+    """Starts `command` in its own process group.
 
     Args:
       command: List of arguments.
-      log: Open file receiving stdout and stderr.
+      log: Open file receiving stdout and stderr (may be closed afterwards).
       env: Environment of the child.
       cwd: Working directory.
 
     Returns:
-      The exit code (negative: killed by that signal).
+      subprocess.Popen, or None once `terminate_all` was called.
     """
     env = dict(env, **{PARENT_ENV: str(os.getpid())})
     with self._lock:
       if self.stopping:
-        return -signal.SIGTERM
+        return None
       proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, env=env, cwd=cwd,
                               start_new_session=True)
       self._procs.add(proc)
-    try:
-      return proc.wait()
-    finally:
+    return proc
+
+  def poll(self, proc):
+    """Exit code of a started child once it ended (then forgotten), or None."""
+    code = proc.poll()
+    if code is not None:
       with self._lock:
         self._procs.discard(proc)
+    return code
 
   def terminate_all(self, grace_seconds=5.0):
     """SIGTERMs every child's process group, then SIGKILLs what is left."""

@@ -1,15 +1,22 @@
-"""Resumable execution of a study's runs: local processes or a Ray cluster.
+"""Resumable execution of a study's runs, on this machine or a cluster.
 
-Every run executes `python -m evaluation.worker <run.json>` in a process of
-its own (dlib keeps global gin and graph state). A failing run is logged and
-listed; the others go on. Finished runs (a DONE.json that parses) are skipped
-when the same study is run again, and interrupted ones resume.
+Each run is two tasks, `train` then `evaluate` (postprocessing and metrics),
+each `python -m evaluation.worker --phase <phase> <run.json>` in a process
+of its own (dlib keeps global gin and graph state), started by an executor
+(`evaluation.executors`: local processes, Ray, SLURM through submitit). The
+runner pipelines them (`Pipeline`): a run's evaluation starts when its
+training ended and overlaps later trainings. A failed task is tried again
+`retries` times; a run still failing is logged and listed, the others go on.
+Finished runs (a DONE.json that parses) are skipped when the same study is
+run again, and interrupted ones resume. While it waits, the runner shows the
+step, steps/s and ETA of every running training (`model/progress.json`).
 
 One runner per output folder: the runner holds `<output>/.lock` (freed by the
-kernel if it dies). SIGTERM or Ctrl-C stop every worker it started; a SIGKILL
-of the runner kills them too (`processes.die_with_parent` in the worker).
+kernel if it dies). SIGTERM or Ctrl-C stop every task it started, on every
+executor; a SIGKILL of the runner kills its local workers too
+(`processes.die_with_parent`, `processes.exit_when_gone`).
 """
-import concurrent.futures
+import collections
 import dataclasses
 import filecmp
 import os
@@ -18,16 +25,23 @@ import shutil
 import signal
 import sys
 import threading
-from typing import List
+import time
+from typing import Dict, List
 
 import tqdm
 
+from evaluation import executors
 from evaluation import layout
+from evaluation import markdown
 from evaluation import processes
 from evaluation import study as study_lib
+from evaluation import worker
+from evaluation.executors import base
 from sbd_plugin import atomic
 
 STUDY_COPY = layout.STUDY_COPY
+# Seconds between looks at the tasks and at the trainings' progress files.
+POLL_SECONDS = 2.0
 
 
 @dataclasses.dataclass
@@ -35,8 +49,8 @@ class Outcome:
   run_id: str
   status: str  # "finished", "skipped" (finished before), "failed"
   error: str = ""
-
-
+  # Seconds per step (train, postprocess, each metric) from DONE.json.
+  timings: Dict[str, float] = dataclasses.field(default_factory=dict)
 def prepare_output_dir(study, output_dir):
   """Creates the output folder, or checks that it holds this same study.
 
@@ -80,34 +94,26 @@ def lock_output_dir(output_dir):
     ) from None
 
 
-def worker_command(output_dir, run):
-  """Writes the run's spec and returns the command that executes it."""
+def worker_command(spec, phase):
+  """The command that runs `phase` of the run whose spec is at `spec`."""
+  return (sys.executable, "-m", "evaluation.worker", "--phase", phase, spec)
+
+
+def tasks_left(output_dir, run):
+  """Writes the run's spec; returns its tasks: train (unless done), evaluate."""
   directory = study_lib.run_dir(output_dir, run)
   os.makedirs(directory, exist_ok=True)
   spec = layout.run_spec(directory)
   atomic.write_text(spec, run.to_json())
-  return [sys.executable, "-m", "evaluation.worker", spec]
+  phases = list(base.PHASES)
+  if worker.step_done(layout.model_dir(directory), "train"):
+    phases.remove("train")
+  return [base.Task(run.run_id, phase, worker_command(spec, phase),
+                    layout.worker_log(directory)) for phase in phases]
 
 
-def worker_env():
-  """The environment of a worker: the repository importable from anywhere."""
-  env = dict(os.environ)
-  env["PYTHONPATH"] = os.pathsep.join(
-      [study_lib.REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  return env
-
-
-_CHILDREN = processes.Children()
-
-
-def run_local(command, log_path, children=_CHILDREN):
-  """Runs one worker command on this machine; returns its exit code."""
-  with open(log_path, "a") as log:
-    return children.run(command, log, worker_env())
-
-
-def _error_excerpt(output_dir, run):
+def _error_excerpt(output_dir, run, error):
+  """The line that says why a run failed; `error`: the executor's words."""
   directory = study_lib.run_dir(output_dir, run)
   for path in (layout.error_path(directory), layout.worker_log(directory)):
     if os.path.exists(path):
@@ -116,124 +122,285 @@ def _error_excerpt(output_dir, run):
       errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)", l)]
       if errors or lines:
         return (errors or lines)[-1][:300]
-  return "worker exited without output"
+  return error or "worker exited without output"
 
 
-def _ray_submitter(ray_address, gpus_per_run, cpus_per_run):
-  """Returns a function submitting a worker command as a Ray task."""
-  try:
-    import ray  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise study_lib.StudyError(
-        "The Ray executor needs Ray: pip install -r requirements/ray.txt") from e
-  if not ray.is_initialized():
-    ray.init(address=ray_address, log_to_driver=False,
-             include_dashboard=False, runtime_env={
-                 "env_vars": {"PYTHONPATH": study_lib.REPO_ROOT}})
-  if gpus_per_run is None:
-    gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-
-  @ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=0)
-  def remote_run(command, log_path):
-    return run_local(command, log_path)
-
-  return lambda command, log_path: ray.get(remote_run.remote(command,
-                                                              log_path))
-
-
-def _stop_on_signals(children):
-  """On SIGTERM or SIGINT: stop every worker, then leave with 128 + signal."""
+def _stop_on_signals(executor):
+  """On SIGTERM or SIGINT: stop every task, then leave with 128 + signal."""
   if threading.current_thread() is not threading.main_thread():
     return
 
   def handler(signum, unused_frame):
-    children.terminate_all()
+    executor.stop()
     os._exit(128 + signum)  # pylint: disable=protected-access
 
   for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, handler)
 
 
-def run_study(study, output_dir, executor="local", jobs=None, ray_address=None,
-              gpus_per_run=None, progress=True):
+class Pipeline(object):
+  """Runs each run's tasks in order, several runs at once, retrying failures.
+
+  A run's next task (its evaluation) is queued when the one before
+  succeeded. At most `limits[phase]` tasks of a phase run at once.
+  """
+
+  def __init__(self, executor, limits, retries):
+    """Sets up an empty pipeline.
+
+    Args:
+      executor: evaluation.executors.base.Executor.
+      limits: Dict phase -> most tasks of that phase at once (None: all).
+      retries: Times a failed task is submitted again (0 if the executor
+        retries tasks itself).
+    """
+    self._executor = executor
+    self._limits = limits
+    self._retries = 0 if executor.retries_tasks else retries
+    self._waiting = {phase: collections.deque() for phase in base.PHASES}
+    self._next = {}  # Task -> the task that follows it once it succeeded
+    self._attempts = collections.Counter()
+    self.running = {}  # Task -> time it was submitted
+    self.retried = 0
+
+  def add(self, tasks):
+    """Queues one run's tasks (a list of base.Task, in order)."""
+    self._next.update(zip(tasks, tasks[1:]))
+    self._waiting[tasks[0].phase].append(tasks[0])
+
+  def busy(self):
+    return bool(self.running) or any(self._waiting.values())
+
+  def count(self, phase):
+    return sum(task.phase == phase for task in self.running)
+
+  def start_ready(self):
+    """Submits the queued tasks the limits allow, as one batch."""
+    batch = []
+    for phase, queue in self._waiting.items():
+      limit = self._limits.get(phase)
+      room = len(queue) if limit is None else limit - self.count(phase)
+      for _ in range(min(room, len(queue))):
+        batch.append(queue.popleft())
+    now = time.time()
+    for task in batch:
+      self._attempts[task] += 1
+      self.running[task] = now
+    if batch:
+      self._executor.submit(batch)
+
+  def collect(self, timeout):
+    """Waits up to `timeout` seconds for tasks; handles those that ended.
+
+    Returns:
+      [(run_id, error or None)] of the runs that have no task left.
+    """
+    ended = []
+    for task, error in self._executor.wait(timeout):
+      del self.running[task]
+      if error is None and task in self._next:
+        follower = self._next.pop(task)
+        self._waiting[follower.phase].append(follower)
+      elif error is not None and self._attempts[task] <= self._retries:
+        self.retried += 1
+        self._waiting[task.phase].appendleft(task)
+      else:
+        self._next.pop(task, None)
+        ended.append((task.run_id, error))
+    return ended
+
+
+def task_limits(executor, jobs):
+  """Most tasks of each phase at once.
+
+  On this machine: `jobs` trainings (default 1) and one evaluation beside
+  them. A cluster queues tasks by their resources: all are submitted, unless
+  `jobs` caps each phase.
+  """
+  if executor.queues:
+    return {"train": jobs, "evaluate": jobs}
+  return {"train": jobs or 1, "evaluate": 1}
+
+
+def _duration(seconds):
+  seconds = int(round(seconds))
+  if seconds >= 3600:
+    return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+  if seconds >= 60:
+    return "%dm%02ds" % (seconds // 60, seconds % 60)
+  return "%ds" % seconds
+
+
+def _rate_and_eta(progress):
+  """'12.3 steps/s, ETA 4m05s' from a training's progress.json."""
+  rate = progress.get("steps_per_second") or 0.0
+  left = max(0, progress["total"] - progress["step"])
+  eta = _duration(left / rate) if rate > 0 else "?"
+  return "%.1f steps/s, ETA %s" % (rate, eta)
+
+
+class _Progress(object):
+  """The study's bar (runs ended) and a bar per running training."""
+
+  MAX_TRAINING_BARS = 8
+
+  def __init__(self, study, output_dir, done, enabled):
+    self._output_dir = output_dir
+    self._enabled = enabled
+    self._bar = tqdm.tqdm(total=len(study.runs), initial=done, unit="run",
+                          desc=study.name, disable=not enabled,
+                          dynamic_ncols=True)
+    self._training = {}  # run_id -> tqdm bar
+    self._state = None
+    self.failed = 0
+
+  def run_ended(self, outcome):
+    self.failed += outcome.status == "failed"
+    self._bar.update(1)
+
+  def update(self, pipeline):
+    """Shows the pipeline's state and each running training's progress."""
+    # Tasks submitted (on a cluster, some may still be queued).
+    state = dict(train=pipeline.count("train"),
+                 evaluate=pipeline.count("evaluate"), failed=self.failed,
+                 retried=pipeline.retried)
+    if state != self._state:  # A redraw is a new line in a log file.
+      self._state = state
+      self._bar.set_postfix(state)
+    if self._enabled:
+      self._show_trainings({task.run_id: since for task, since
+                            in pipeline.running.items()
+                            if task.phase == "train"})
+
+  def _show_trainings(self, training):
+    """A bar per running training, from its progress.json.
+
+    Args:
+      training: Dict run_id -> time its training task was submitted.
+    """
+    for run_id in set(self._training) - set(training):
+      self._training.pop(run_id).close()
+    for run_id, since in training.items():
+      bar = self._training.get(run_id)
+      if bar is None and len(self._training) >= self.MAX_TRAINING_BARS:
+        continue
+      progress = atomic.read_json(layout.progress_path(layout.model_dir(
+          layout.run_dir(self._output_dir, run_id))))
+      # None yet, or left by an earlier attempt: the task is still queued.
+      if not progress or progress.get("time", 0) < since:
+        continue
+      if bar is None:
+        bar = self._training[run_id] = tqdm.tqdm(
+            desc="  " + run_id, unit="step", leave=False, dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
+            " steps{postfix}")
+      if bar.n != progress["step"] or bar.total != progress["total"]:
+        bar.total, bar.n = progress["total"], progress["step"]
+        bar.set_postfix_str(_rate_and_eta(progress))
+
+  def close(self):
+    for bar in self._training.values():
+      bar.close()
+    self._bar.close()
+
+
+def settings(study, output_dir, overrides=None):
+  """The executors' settings: the study's [resources], then the given flags."""
+  values = dict(study.resources)
+  values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+  return base.Settings(output_dir=output_dir, **values)
+
+
+def run_study(study, output_dir, executor="local", jobs=None, overrides=None,
+              progress=True):
   """Executes every unfinished run of `study`.
 
   Args:
     study: evaluation.study.Study.
     output_dir: Study output folder (created, or resumed if it holds the
       same study), relative to the working directory or absolute. Must be
-      on a filesystem shared by all Ray nodes.
-    executor: "local" (processes on this machine) or "ray".
-    jobs: Number of runs executing at once; None: 1 for "local", all
-      pending runs for "ray" (Ray queues them by the cluster's resources).
-    ray_address: Address of an existing Ray cluster (None: start locally).
-    gpus_per_run: GPUs per Ray task; default 1 if the cluster has GPUs.
-    progress: Show a progress bar.
+      on a filesystem shared by all nodes of a cluster.
+    executor: A name of evaluation.executors.NAMES.
+    jobs: Most trainings at once; None: 1 on this machine, as many as the
+      resources of a cluster allow.
+    overrides: Dict of base.Settings fields given on the command line
+      (None values are ignored); they replace the study's [resources].
+    progress: Show progress bars.
 
   Returns:
     List of Outcome, in the study's run order.
 
   Raises:
-    study_lib.StudyError: bad output folder, or one in use by another runner.
+    study_lib.StudyError: bad output folder, one in use by another runner,
+      or an executor that cannot start.
   """
   output_dir = os.path.abspath(output_dir)
   prepare_output_dir(study, output_dir)
   lock = lock_output_dir(output_dir)
   try:
-    return _run_all(study, output_dir, executor, jobs, ray_address,
-                    gpus_per_run, progress)
+    chosen = executors.create(executor, settings(study, output_dir, overrides))
+    _stop_on_signals(chosen)
+    try:
+      return _run_all(study, output_dir, chosen, jobs, progress)
+    except BaseException:
+      chosen.stop()  # Leave no task running behind an error.
+      raise
+    finally:
+      chosen.close()
   finally:
     lock.release()
 
 
-def _run_all(study, output_dir, executor, jobs, ray_address, gpus_per_run,
-             progress):
+def _outcome(output_dir, run, status, error=""):
+  """An Outcome with the run's timings, if its DONE.json has them."""
+  done = atomic.read_json(layout.done_path(study_lib.run_dir(output_dir, run)))
+  timings = (done or {}).get("timings", {}) if status != "failed" else {}
+  return Outcome(run.run_id, status, error, timings)
+
+
+def _ended(output_dir, run, error):
+  """The Outcome of a run whose last task ended (error None: succeeded)."""
+  if error is None and study_lib.is_finished(output_dir, run):
+    return _outcome(output_dir, run, "finished")
+  return _outcome(output_dir, run, "failed",
+                  _error_excerpt(output_dir, run, error) if error else
+                  "no DONE.json written")
+
+
+def _run_all(study, output_dir, executor, jobs, progress):
   """run_study's body, while the folder is locked."""
-  if executor == "local":
-    submit = run_local
-  elif executor == "ray":
-    submit = _ray_submitter(ray_address, gpus_per_run, 1)
-  else:
-    raise study_lib.StudyError("Unknown executor %r: use 'local' or 'ray'." %
-                               executor)
-  _stop_on_signals(_CHILDREN)
   outcomes = {}
-  pending = []
+  pipeline = Pipeline(executor, task_limits(executor, jobs),
+                      executor.settings.retries)
   for run in study.runs:
     if study_lib.is_finished(output_dir, run):
-      outcomes[run.run_id] = Outcome(run.run_id, "skipped")
+      outcomes[run.run_id] = _outcome(output_dir, run, "skipped")
     else:
-      pending.append(run)
-  bar = tqdm.tqdm(total=len(study.runs), initial=len(outcomes), unit="run",
-                  desc=study.name, disable=not progress, dynamic_ncols=True)
-  failed = 0
-
-  def execute(run):
-    command = worker_command(output_dir, run)
-    log_path = layout.worker_log(study_lib.run_dir(output_dir, run))
-    return submit(command, log_path)
-
-  if jobs is None:
-    jobs = len(pending) if executor == "ray" else 1
-  with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-    futures = {pool.submit(execute, run): run for run in pending}
-    for future in concurrent.futures.as_completed(futures):
-      run = futures[future]
-      try:
-        code = future.result()
-        error = "" if code == 0 else _error_excerpt(output_dir, run)
-      except Exception as e:  # pylint: disable=broad-except
-        code, error = -1, "%s: %s" % (type(e).__name__, e)
-      if code == 0 and study_lib.is_finished(output_dir, run):
-        outcomes[run.run_id] = Outcome(run.run_id, "finished")
-      else:
-        failed += 1
-        outcomes[run.run_id] = Outcome(run.run_id, "failed",
-                                       error or "no DONE.json written")
-      bar.set_postfix(failed=failed)
-      bar.update(1)
-  bar.close()
+      pipeline.add(tasks_left(output_dir, run))
+  runs = {run.run_id: run for run in study.runs}
+  view = _Progress(study, output_dir, len(outcomes), progress)
+  while pipeline.busy():
+    pipeline.start_ready()
+    for run_id, error in pipeline.collect(POLL_SECONDS):
+      outcomes[run_id] = _ended(output_dir, runs[run_id], error)
+      view.run_ended(outcomes[run_id])
+    view.update(pipeline)
+  view.close()
   return [outcomes[run.run_id] for run in study.runs]
+
+
+def timings_table(outcomes):
+  """Lines of a table of where each run's time went, or [] if none is known."""
+  timed = [o for o in outcomes if o.timings]
+  if not timed:
+    return []
+  steps = list(dict.fromkeys(s for o in timed for s in o.timings))
+  rows = [[o.run_id] + [_duration(o.timings[s]) if s in o.timings else "-"
+                        for s in steps] + [_duration(sum(o.timings.values()))]
+          for o in timed]
+  totals = [sum(o.timings.get(s, 0) for o in timed) for s in steps]
+  rows.append(["all runs"] + [_duration(t) for t in totals + [sum(totals)]])
+  return markdown.markdown_table(["run"] + steps + ["total"], rows)
 
 
 def summarize(outcomes: List[Outcome]):
@@ -245,4 +412,7 @@ def summarize(outcomes: List[Outcome]):
   for o in outcomes:
     if o.status == "failed":
       lines.append("  FAILED %s: %s" % (o.run_id, o.error))
+  table = timings_table(outcomes)
+  if table:
+    lines += ["", "Where the time went, per step:"] + table
   return "\n".join(lines)

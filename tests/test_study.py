@@ -137,11 +137,16 @@ def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
                                 '["colored_sprites"]').replace(
                                     '["broadcast", "deconv"]', '["deconv"]'))
   proc = _study_cli(["run", str(spec), "--output", str(tmp_path / "out"),
-                     "--executor", "ray", "--no-report"])
+                     "--executor", "ray", "--no-report", "--cpus-per-run",
+                     "1", "--retries", "0"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "1 runs: 1 finished now" in proc.stdout
-  assert os.path.exists(tmp_path / "out" / "runs" / GOOD[1] /
-                        study_lib.DONE_FILE)
+  # Both tasks ran, the training and then the evaluation (ray.wait on refs).
+  log = (tmp_path / "out" / "runs" / GOOD[1] / "worker.log").read_text()
+  assert re.findall(r"\[worker\] (\w+) phase", log) == ["train", "evaluate"]
+  with open(tmp_path / "out" / "runs" / GOOD[1] / study_lib.DONE_FILE) as f:
+    timings = json.load(f)["timings"]
+  assert list(timings)[:2] == ["train", "postprocess"]
 
 
 BASE = textwrap.dedent("""
@@ -206,6 +211,15 @@ BAD_STUDIES = [
     (BASE + '[figures]\nlatent_geometry = ["posX"]',
      "Study field `figures.latent_geometry`: must be a list of two"),
     ("datasets = [", "Cannot read study file"),
+    (BASE + '[resources]\npartition = "gpu\\n#SBATCH --x"',
+     "Study field `resources.partition`: must be a SLURM partition name"),
+    (BASE + "[resources]\ngpus_per_run = -0.5",
+     "Study field `resources.gpus_per_run`: must be a number >= 0"),
+    (BASE + "[resources]\nretries = true",
+     "Study field `resources.retries`: must be a whole number >= 0"),
+    (BASE + "[resources]\ngpu_per_run = 1",
+     "Unknown study key `resources.gpu_per_run` (did you mean "
+     "`resources.gpus_per_run`?)"),
 ]
 
 

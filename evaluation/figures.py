@@ -117,6 +117,16 @@ def _seed_points(ax, frame, y, groups, width, **style):
 # --- Metric distributions ---------------------------------------------------
 
 
+def _decoder_axis(ax, decoders, counts, fontsize):
+  """One x tick per decoder, labelled with its number of seeds."""
+  ax.set_xticks(range(len(decoders)))
+  ax.set_xticklabels(["%s\n(n=%d)" % (d, counts.get(d, 0))
+                      for d in decoders], fontsize=fontsize)
+  ax.set_xlim(-0.6, len(decoders) - 0.4)
+  ax.set_xlabel("")
+  ax.grid(axis="y", alpha=0.3)
+
+
 def _strip_with_medians(ax, values, decoders, colours):
   """One panel: per-seed values per decoder and their medians (seaborn)."""
   if values.empty:
@@ -171,13 +181,7 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
       ax = axes[r, c]
       values = cell[cell["metric"] == metric]
       _strip_with_medians(ax, values, decoders, colours)
-      counts = values["decoder"].value_counts()
-      ax.set_xticks(range(len(decoders)))
-      ax.set_xticklabels(["%s\n(n=%d)" % (d, counts.get(d, 0))
-                          for d in decoders], fontsize=8)
-      ax.set_xlim(-0.6, len(decoders) - 0.4)
-      ax.set_xlabel("")
-      ax.grid(axis="y", alpha=0.3)
+      _decoder_axis(ax, decoders, values["decoder"].value_counts(), 8)
       if r == 0:
         # Wrapped: a long name would run into the next panel's title.
         ax.set_title(textwrap.fill(METRIC_NAMES.get(metric, metric), 22))
@@ -317,13 +321,7 @@ def _heldout_panel(ax, errors, decoders, splits, split_colours):
   else:
     _note(ax, "no errors")
   counts = errors.drop_duplicates(["decoder", "seed"])["decoder"]
-  counts = counts.value_counts()
-  ax.set_xticks(range(len(decoders)))
-  ax.set_xticklabels(["%s\n(n=%d)" % (d, counts.get(d, 0))
-                      for d in decoders], fontsize=9)
-  ax.set_xlim(-0.6, len(decoders) - 0.4)
-  ax.set_xlabel("")
-  ax.grid(axis="y", alpha=0.3)
+  _decoder_axis(ax, decoders, counts.value_counts(), 9)
 
 
 def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE,

@@ -67,7 +67,9 @@ def test_results_are_tidy_and_record_versions(finished_study):
   _, out, _ = finished_study
   frame = pd.read_csv(out / "results" / "results.csv")
   assert sorted(frame["run_id"].unique()) == GOOD
-  assert set(frame["metric"]) == {"mig", "factor_vae", "dci"}
+  # DCI gives three table rows: disentanglement, completeness, informativeness.
+  assert set(frame["metric"]) == {"mig", "factor_vae", "dci",
+                                  "dci_completeness", "dci_informativeness"}
   assert set(frame["decoder"]) == {"broadcast", "deconv"}
   assert frame["value"].between(0, 1).all()
   assert (frame["reconstruction_loss"] > 0).all()
@@ -293,6 +295,7 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
       f.write("{}")  # A finished run (its marker parses).
     rows.append({"train_config.model.name": "'%s'" % run.run_id,
                  "evaluation_config.evaluation.evaluation_fn": "@mig",
+                 "evaluation_config.evaluation.name": "'mig'",
                  "evaluation_results.discrete_mig": 0.1,
                  "train_config.vae.beta": beta,
                  "train_config.factor_vae.gamma": gamma,

@@ -69,8 +69,9 @@ def run_record():
   """What to record with a result besides library versions.
 
   Returns:
-    Dict with the CPU model, its SIMD level, the number of usable cores,
-    whether oneDNN was on, and whether training ran with TensorFlow's op
+    Dict with the CPU model, its SIMD level, the number of usable cores and
+    of TensorFlow's intra-op threads (its default: one per core), whether
+    oneDNN was on, and whether training ran with TensorFlow's op
     determinism (the plugin's default) and seeded generators.
   """
   from sbd_plugin.dlib_bridge import reproducibility  # pylint: disable=g-import-not-at-top
@@ -78,6 +79,9 @@ def run_record():
       "cpu": cpu_model(),
       "simd": simd_level(),
       "cores": len(os.sched_getaffinity(0)),
+      # Sums are split by thread: the last bits depend on this count.
+      "intra_op_threads": int(os.environ.get("TF_NUM_INTRAOP_THREADS") or
+                              len(os.sched_getaffinity(0))),
       "onednn": onednn_enabled(),
       "deterministic": reproducibility.deterministic_ops_requested(),
   }

@@ -100,3 +100,20 @@ def test_unknown_part_is_rejected():
                    "input,bogus"], check=False, timeout=120)
   assert proc.returncode == 2
   assert "bogus" in proc.stdout
+
+
+def test_metrics_part_times_dci_sequential_and_parallel():
+  proc = run_tool(["python", "-m", "evaluation.benchmark", "--quick",
+                   "--parts", "metrics", "--metrics", "dci",
+                   "--metric-binding", "dci.num_train = 100",
+                   "--metric-binding", "dci.num_test = 50"], timeout=600)
+  out = proc.stdout
+  assert "bindings: dci.num_train = 100; dci.num_test = 50" in out, out
+  assert re.search(r"^dci, n_jobs=1 \(dlib's sequential loop\) +\d+\.\d$",
+                   out, re.M), out
+  assert re.search(r"^dci, n_jobs=\d+ \(plugin default\) +\d+\.\d$", out,
+                   re.M), out
+  assert re.search(r"^dci speed-up: \d+\.\dx \(n_jobs=1 / n_jobs=\d+\)$", out,
+                   re.M), out
+  assert re.search(r"^dci scores identical \(n_jobs=1 vs n_jobs=\d+\): yes$",
+                   out, re.M), out

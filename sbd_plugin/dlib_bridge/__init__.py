@@ -15,14 +15,15 @@ scripts pick the fixes up too; `import sbd_plugin` calls it as well.
 import logging
 
 from sbd_plugin import versions
+from sbd_plugin.dlib_bridge import parallel_metrics
 from sbd_plugin.dlib_bridge import plugin_hooks
 from sbd_plugin.dlib_bridge import reproducibility
 from sbd_plugin.dlib_bridge import safe_loading
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Every fix, in the order `activate` applies them.
-FIXES = (stack_fixes.FIXES + reproducibility.FIXES + safe_loading.FIXES +
-         plugin_hooks.HOOKS)
+FIXES = (stack_fixes.FIXES + reproducibility.FIXES + parallel_metrics.FIXES +
+         stack_fixes.METRIC_FIXES + safe_loading.FIXES + plugin_hooks.HOOKS)
 
 _ACTIVE = []
 

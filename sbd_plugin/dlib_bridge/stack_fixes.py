@@ -159,14 +159,35 @@ def _skipping_unfittable_sizes(compute_loss):
       return nan, list(nan)
 
   _compute_loss.sbd_plugin_fix = True
+  _compute_loss.__wrapped__ = compute_loss
   return _compute_loss
 
 
+def _dropping_nan_scores(compute_fn):
+  """compute_downstream_task without the NaN scores of unfittable sizes.
+
+  dlib writes results with simplejson's allow_nan=False: a NaN would fail the
+  whole metric. A missing key is NaN in aggregated results.
+  """
+
+  def compute(*args, **kwargs):
+    scores = compute_fn(*args, **kwargs)
+    return {k: v for k, v in scores.items()
+            if not (isinstance(v, float) and np.isnan(v))}
+
+  return compute
+
+
 def _install_downstream_small_sizes_fix():
-  from disentanglement_lib.evaluation.metrics import downstream_task  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from disentanglement_lib.evaluation.metrics import downstream_task
+  from sbd_plugin.dlib_bridge import gin_wrappers
+  # pylint: enable=g-import-not-at-top
   if not getattr(downstream_task._compute_loss, "sbd_plugin_fix", False):  # pylint: disable=protected-access
     downstream_task._compute_loss = _skipping_unfittable_sizes(  # pylint: disable=protected-access
         downstream_task._compute_loss)  # pylint: disable=protected-access
+  gin_wrappers.wrap_inner(downstream_task.compute_downstream_task,
+                          _dropping_nan_scores, "sbd_drops_nan")
 
 
 # Applied in this order, before the plugin hooks (see `dlib_bridge.activate`).
@@ -187,6 +208,11 @@ FIXES = (
     FixInfo("save_animation", ["visualize/visualize_util.py"],
             "current imageio/Pillow reject float frames and the fps keyword",
             _install_save_animation_fix),
+)
+
+# Wraps whatever `_compute_loss` is installed, so it is applied after
+# parallel_metrics replaces it (see `dlib_bridge.FIXES`).
+METRIC_FIXES = (
     FixInfo("downstream_small_sizes", ["evaluation/metrics/downstream_task.py"],
             "LogisticRegressionCV (scikit-learn 1.5, numpy 1.26) raises when "
             "a CV fold lacks some classes, as with dlib's 10- and 100-point "

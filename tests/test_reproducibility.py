@@ -174,3 +174,38 @@ def test_dlibs_dsprites_loader_never_unpickles(tmp_path):
   assert proc.returncode != 0 and not marker.exists()
   assert "member 'imgs' is a pickled object array. sbd_plugin never " \
          "unpickles data files" in proc.stderr
+
+
+_STUDY = textwrap.dedent("""
+    name = "same_numbers"
+    datasets = ["colored_sprites"]
+    models = ["vae"]
+    decoders = ["broadcast", "deconv"]
+    seeds = [3]
+    [train]
+    bindings = ["model.training_steps = 6", "model.eval_steps = 2",
+                "model.batch_size = 8"]
+    [figures]
+    traversals = false
+    [metrics.configs]
+    mig = "{tiny}/mig.gin"
+    factor_vae = "{tiny}/factor_vae.gin"
+    dci = "{tiny}/dci.gin"
+    """)
+
+
+def test_a_study_run_twice_gives_a_bit_identical_results_table(tmp_path):
+  """--jobs 1 and --jobs 2, into two folders: the same results.csv."""
+  tiny = os.path.join(os.path.dirname(__file__), "data", "tiny_metrics")
+  spec = tmp_path / "study.toml"
+  spec.write_text(_STUDY.format(tiny=tiny))
+  tables = []
+  for jobs in ("1", "2"):
+    out = tmp_path / ("out" + jobs)
+    run_tool(["sbd_study", "run", str(spec), "--output", str(out), "--jobs",
+              jobs, "--no-report"], timeout=1200)
+    run_tool(["sbd_study", "report", str(spec), "--output", str(out)],
+             timeout=1200)
+    tables.append((out / "results" / "results.csv").read_bytes())
+  assert tables[0] == tables[1]
+  assert tables[0].count(b"\n") == 1 + 2 * 5  # header + 2 runs x 5 rows

@@ -44,9 +44,12 @@ def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   assert list(frame["metric"].unique()) == sorted(
       layout.metric_labels(metrics))
   measured = frame.dropna(subset=["value"])
-  # The tiny downstream configs train on 10 and 100 examples only.
+  # The tiny downstream configs train on 10 and 100 examples only, and
+  # logistic regression's cross-validation cannot fit those on scikit-learn
+  # 1.5 (stack_fixes.downstream_small_sizes): NaN, not a failed metric.
   missing = set(frame["metric"]) - set(measured["metric"])
-  assert missing == {"downstream_lr_1000", "downstream_lr_10000",
+  assert missing == {"downstream_lr_10", "downstream_lr_100",
+                     "downstream_lr_1000", "downstream_lr_10000",
                      "downstream_gbt_1000", "downstream_gbt_10000"}
   comparison = pd.read_csv(out / "results" / "comparison.csv")
   assert set(comparison["metric"]) == set(measured["metric"])

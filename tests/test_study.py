@@ -124,6 +124,17 @@ def test_rerun_resumes_killed_runs_without_redoing_finished_work(
                         "aggregate" / "evaluation.json")
 
 
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+  spec = tmp_path / "s.toml"
+  spec.write_text(STUDY)
+  taken = tmp_path / "taken"
+  taken.write_text("a file")
+  proc = _study_cli(["run", str(spec), "--output", str(taken)])
+  assert proc.returncode == 2
+  assert "--output %s is a file, not a folder" % taken in proc.stderr
+  assert taken.read_text() == "a file"
+
+
 def test_output_folder_of_another_study_is_refused(finished_study, tmp_path):
   _, out, _ = finished_study
   other = tmp_path / "other.toml"

@@ -300,10 +300,14 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
   rows = []
   for run, beta, gamma in zip(study.runs, (4.0, float("nan")),
                               (float("nan"), 30.0)):
-    os.makedirs(study_lib.run_dir(str(tmp_path), run))
-    with open(os.path.join(study_lib.run_dir(str(tmp_path), run),
-                           study_lib.DONE_FILE), "w") as f:
-      f.write("{}")  # A finished run (its marker parses).
+    directory = study_lib.run_dir(str(tmp_path), run)
+    # A finished run: its marker and every step's result parse.
+    for path in [os.path.join(directory, study_lib.DONE_FILE)] + [
+        os.path.join(step_dir, "results", "aggregate", kind + ".json")
+        for step_dir, kind in study_lib.step_results(directory, run)]:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, "w") as f:
+        f.write("{}")
     rows.append({"train_config.model.name": "'%s'" % run.run_id,
                  "evaluation_config.evaluation.evaluation_fn": "@mig",
                  "evaluation_config.evaluation.name": "'mig'",

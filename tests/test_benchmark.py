@@ -108,7 +108,8 @@ def test_metrics_part_times_dci_sequential_and_parallel():
                    "--metric-binding", "dci.num_train = 100",
                    "--metric-binding", "dci.num_test = 50"], timeout=600)
   out = proc.stdout
-  assert "bindings: dci.num_train = 100; dci.num_test = 50" in out, out
+  assert ("settings changed by --metric-binding: dci.num_train = 100; "
+          "dci.num_test = 50") in out, out
   assert re.search(r"^dci, n_jobs=1 \(dlib's sequential loop\) +\d+\.\d$",
                    out, re.M), out
   assert re.search(r"^dci, n_jobs=\d+ \(plugin default\) +\d+\.\d$", out,

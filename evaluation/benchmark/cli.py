@@ -76,9 +76,10 @@ def _parser():
                       help="train part: skip the run with dlib's stock input")
   parser.add_argument("--metrics", default=None,
                       help="metrics to time, from %s (default: mig,factor_vae:"
-                      " DCI's gradient boosted trees at study settings take "
-                      "longer than the rest of the run on a 2-core machine, "
-                      "and ~10 s even with --quick)" %
+                      " DCI's gradient boosted trees, timed sequential and "
+                      "parallel, take longer at study settings than the rest "
+                      "of the run on a 2-core machine, and ~12 s even with "
+                      "--quick)" %
                       ",".join(metric_speed.METRICS))
   parser.add_argument("--metric-binding", action="append", default=[],
                       help="extra gin binding of the metrics part, e.g. "

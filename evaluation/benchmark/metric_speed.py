@@ -1,4 +1,8 @@
-"""Metrics benchmark: seconds per dlib metric at the study's settings."""
+"""Metrics benchmark: seconds per dlib metric at the study's settings.
+
+DCI runs twice, side by side: dlib's sequential loop and the plugin's
+parallel per-factor fits (sbd_plugin/dlib_bridge/parallel_metrics.py).
+"""
 import time
 
 import numpy as np
@@ -7,8 +11,9 @@ from evaluation.benchmark import formatting
 from evaluation.benchmark import harness
 
 METRICS = ("mig", "factor_vae", "dci")
-# DCI's gradient boosted trees at study settings take longer than the rest of
-# a full run on a 2-core machine, so it runs only when asked for.
+# DCI's gradient boosted trees at study settings, sequential then parallel,
+# take longer than the rest of a full run on a 2-core machine, so it runs
+# only when asked for.
 DEFAULT_METRICS = ("mig", "factor_vae")
 # Bindings shrinking the metrics for --quick (the full run uses the gin files).
 QUICK_METRIC_BINDINGS = {
@@ -102,6 +107,24 @@ def measure_dci_parallel(dataset_name, quick, bindings=()):
   return {"jobs": jobs, "seconds": seconds, "scores": scores}
 
 
+def _dci_side_by_side(dataset, quick, bindings):
+  """Table rows and notes of `measure_dci_parallel`."""
+  dci = measure_dci_parallel(dataset, quick, bindings)
+  seconds, scores, jobs = dci["seconds"], dci["scores"], dci["jobs"]
+  rows = [["dci, n_jobs=1 (dlib's sequential loop)",
+           "%.1f" % seconds["sequential"]],
+          ["dci, n_jobs=%d (plugin default)" % jobs,
+           "%.1f" % seconds["parallel"]]]
+  same = scores["sequential"] == scores["parallel"]
+  notes = ["dci speed-up: %s (n_jobs=1 / n_jobs=%d)" % (
+      formatting.format_ratio(formatting.ratio(seconds["sequential"],
+                                               seconds["parallel"])), jobs),
+           "dci scores identical (n_jobs=1 vs n_jobs=%d): %s" % (
+               jobs, "yes" if same else "NO: %r vs %r" % (
+                   scores["sequential"], scores["parallel"]))]
+  return rows, notes
+
+
 def report_metrics(report, metrics, dataset, quick, bindings=()):
   """Measures and reports the metrics part.
 
@@ -119,24 +142,15 @@ def report_metrics(report, metrics, dataset, quick, bindings=()):
                  "representation (10-d)" % (
                      "--quick" if quick else
                      "dlib study (gin_configs/metrics)", dataset))
-  if bindings:
-    report.note("bindings: %s" % "; ".join(bindings))
   rows, notes = [], []
+  if bindings:
+    notes.append("settings changed by --metric-binding: %s" %
+                 "; ".join(bindings))
   for metric in metrics:
     if metric == "dci":
-      dci = measure_dci_parallel(dataset, quick, bindings)
-      seconds = dci["seconds"]
-      rows.append(["dci, n_jobs=1 (dlib's sequential loop)",
-                   "%.1f" % seconds["sequential"]])
-      rows.append(["dci, n_jobs=%d (plugin default)" % dci["jobs"],
-                   "%.1f" % seconds["parallel"]])
-      same = dci["scores"]["sequential"] == dci["scores"]["parallel"]
-      notes.append("dci speed-up: %s (n_jobs=1 / n_jobs=%d)" % (
-          formatting.format_ratio(formatting.ratio(
-              seconds["sequential"], seconds["parallel"])), dci["jobs"]))
-      notes.append("dci scores identical (n_jobs=1 vs n_jobs=%d): %s" % (
-          dci["jobs"], "yes" if same else "NO: %r vs %r" % (
-              dci["scores"]["sequential"], dci["scores"]["parallel"])))
+      dci_rows, dci_notes = _dci_side_by_side(dataset, quick, bindings)
+      rows += dci_rows
+      notes += dci_notes
       continue
     seconds = measure_metric(metric, dataset, quick, bindings)
     print("  %s done: %.1f s" % (metric, seconds), flush=True)

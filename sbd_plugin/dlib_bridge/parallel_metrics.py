@@ -12,11 +12,14 @@ the factors' classifiers concurrently:
   (`reproducibility.install_seeded_estimators` seeds the k-th estimator built
   inside a metric with base + k);
 - only `fit` runs elsewhere: in worker processes (joblib's loky backend), the
-  largest factors first. Threads gain little: much of a boosting stage
-  (gradients, leaf values, the tree's set-up) is Python holding the GIL.
-  The workers receive the unfitted classifier and the arrays and send the
-  fitted classifier back; they import scikit-learn only (a function of this
-  module would make every worker import sbd_plugin, hence TensorFlow);
+  largest factors first. The workers receive the unfitted classifier and the
+  arrays and send the fitted classifier back; they import scikit-learn only
+  (a function of this module would make every worker import sbd_plugin,
+  hence TensorFlow). On 2 idle cores threads were as fast (the tree builder
+  runs without the GIL for ~80% of a fit at 5,000-10,000 points); processes
+  cost a fixed few seconds of start-up, while the GIL-holding Python part
+  of each fit (gradients, leaf values, tree set-up) serialises threads more
+  the more fits run at once (docs/benchmarks.md, "DCI in parallel");
 - importances and accuracies are computed from the fitted classifiers in the
   calling process, in factor order, with dlib's expressions.
 
@@ -33,8 +36,8 @@ from sbd_plugin.dlib_bridge.stack_fixes import FixInfo
 
 ENV = "SBD_METRIC_JOBS"
 CONFIGURABLE = "metric_parallelism"
-# joblib backend of the fits. Processes: see the module docstring and
-# docs/benchmarks.md ("DCI in parallel") for threads vs processes.
+# joblib backend of the fits ("threading" runs them in threads of this
+# process); see the module docstring for why processes.
 BACKEND = "loky"
 
 

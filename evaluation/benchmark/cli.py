@@ -22,6 +22,14 @@ Parts, each measured side by side in one run:
            DCI runs twice: dlib's sequential loop (n_jobs=1) and the
            plugin's parallel fits (default workers), with the speed-up and
            a check that the scores are identical.
+  train_settings (not in the default parts; ~10 min at full sizes)
+           steps/s of the train_op per decoder with oneDNN off / on, with
+           intra-op and inter-op threads 1 and with XLA auto-clustering, each
+           setting in its own process, timed round by round; the ratios to
+           oneDNN off, the achieved FLOP/s against the CPU's FP32 peak
+           (cores x clock x FLOPs/cycle), and the losses after the same
+           steps from the same seed (equivalence across settings,
+           bit-identity of two oneDNN-on processes).
 
 Rates are the best of --repeats measurements (the machine may be shared);
 the variants of a comparison are measured round-robin so load drifts hit all
@@ -38,16 +46,25 @@ from evaluation.benchmark import input_speed
 from evaluation.benchmark import machine
 from evaluation.benchmark import memory
 from evaluation.benchmark import metric_speed
+from evaluation.benchmark import train_settings
 from evaluation.benchmark import train_speed
 
 DEFAULT_DATASETS = ("colored_sprites", "object_in_room", "dummy_data")
-PARTS = ("input", "train", "memory", "metrics")
+PARTS = ("input", "train", "memory", "metrics", "train_settings")
+# train_settings starts a process per setting and takes ~10 minutes.
+DEFAULT_PARTS = ("input", "train", "memory", "metrics")
 
 # Sizes of the full and of the --quick run.
 FULL = dict(input_seconds=2.0, train_seconds=5.0, train_min_steps=3,
             warmup_steps=2, memory_batches=10, repeats=3)
 QUICK = dict(input_seconds=0.2, train_seconds=0.2, train_min_steps=2,
              warmup_steps=1, memory_batches=2, repeats=1)
+# train_settings: rounds of timing, seconds per setting and round, and the
+# steps from the seed whose losses are compared across settings.
+SETTINGS_FULL = dict(rounds=5, train_seconds=4.0, train_min_steps=2,
+                     warmup_steps=2, check_steps=20)
+SETTINGS_QUICK = dict(rounds=2, train_seconds=0.1, train_min_steps=1,
+                      warmup_steps=1, check_steps=3)
 
 
 def _parser():
@@ -57,8 +74,9 @@ def _parser():
   parser.add_argument("--quick", action="store_true",
                       help="tiny sizes (smoke run); default datasets: "
                       "dummy_data only")
-  parser.add_argument("--parts", default=",".join(PARTS),
-                      help="comma-separated subset of %s" % ",".join(PARTS))
+  parser.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                      help="comma-separated subset of %s (default: %s)" % (
+                          ",".join(PARTS), ",".join(DEFAULT_PARTS)))
   parser.add_argument("--datasets", default=None,
                       help="datasets of the input and memory parts (default: "
                       "%s)" % ",".join(DEFAULT_DATASETS))
@@ -92,12 +110,21 @@ def _parser():
   parser.add_argument("--input-seconds", type=float, default=None)
   parser.add_argument("--train-seconds", type=float, default=None)
   parser.add_argument("--memory-batches", type=int, default=None)
+  parser.add_argument("--settings-rounds", type=int, default=None,
+                      help="train_settings: timing rounds (default 5; "
+                      "--quick: 2)")
+  parser.add_argument("--check-steps", type=int, default=None,
+                      help="train_settings: steps from the seed whose losses "
+                      "are compared (default 20; --quick: 3)")
   parser.add_argument("--gpu-peak-tflops", type=float, default=None,
                       help="peak FP32 TFLOP/s of the GPU (default: table)")
   parser.add_argument("--output", default=None,
                       help="also write the results as Markdown to this file")
   # The memory part runs itself in a fresh process through this flag.
   parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+  # So does each setting of the train_settings part.
+  parser.add_argument("--train-settings-child", default=None,
+                      help=argparse.SUPPRESS)
   return parser
 
 
@@ -120,6 +147,24 @@ def _run_train(report, args, sizes, devices, input_rates):
                              sizes, kinds, input_rates, args.gpu_peak_tflops)
 
 
+def _run_train_settings(report, args):
+  """Resolves the train_settings part's defaults, then reports it."""
+  decoders = _split(args.decoders)
+  dataset = args.train_dataset or ("dummy_data" if args.quick else
+                                   "colored_sprites")
+  batch_size = args.train_batch_size or (
+      2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
+  sizes = dict(SETTINGS_QUICK if args.quick else SETTINGS_FULL)
+  if args.settings_rounds is not None:
+    sizes["rounds"] = args.settings_rounds
+  if args.check_steps is not None:
+    sizes["check_steps"] = args.check_steps
+  if args.train_seconds is not None:
+    sizes["train_seconds"] = args.train_seconds
+  train_settings.report_train_settings(report, decoders, dataset, batch_size,
+                                       sizes)
+
+
 def main(argv=None):
   """Runs the benchmark command.
 
@@ -134,6 +179,9 @@ def main(argv=None):
   if args.memory_child:
     memory.memory_child(args.memory_child, args.memory_batches or 10,
                         args.batch_size)
+    return 0
+  if args.train_settings_child:
+    train_settings.child_main(args.train_settings_child)
     return 0
   parts = _split(args.parts)
   unknown = set(parts) - set(PARTS)
@@ -180,6 +228,8 @@ def main(argv=None):
                                       "colored_sprites")
     metric_speed.report_metrics(report, metrics, dataset, args.quick,
                                 args.metric_binding)
+  if "train_settings" in parts:
+    _run_train_settings(report, args)
   report.section("Run")
   report.note("- load average at end: %.2f %.2f %.2f" % os.getloadavg())
   report.note("- wall time: %.0f s" % (time.time() - start))

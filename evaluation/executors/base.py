@@ -26,12 +26,12 @@ from evaluation import study as study_lib
 PHASES = ("train", "evaluate")
 # Trainings share a GPU. A batch-16 Spatial Broadcast training step is ~34
 # GFLOP (encoder + decoder forward x3 x16, evaluation.benchmark.flops): ~1.7
-# ms of an H100 at the ~30% of its FP32 peak such small kernels reach, beside
-# ~2.5 ms of TF1 session, input and hook work while the GPU idles; its tensors
-# need well under 1 GB of 80. One run keeps the GPU busy ~40% of the time and
-# 2.5 runs saturate it: four per GPU keep it saturated with margin, for ~2.5x
-# the throughput of one run per GPU (each run's step then takes ~7 ms instead
-# of ~4). The worker sets TF_FORCE_GPU_ALLOW_GROWTH: each takes what it uses.
+# ms of an H100 at an assumed ~30% of its FP32 peak, beside ~1.5 ms of dlib's
+# TF1 session and hook work (measured on CPU) and kernel launches while the
+# GPU waits: one run keeps it busy about 30-60% of a step. Four per GPU
+# overlap that host work, for ~2.4x the throughput of one run per GPU, and
+# their tensors need well under 1 GB of 80 (docs/gpu_time.md). The worker
+# sets TF_FORCE_GPU_ALLOW_GROWTH: each takes what it uses.
 DEFAULT_GPUS_PER_RUN = 0.25
 DEFAULT_CPUS_PER_RUN = 1
 DEFAULT_RETRIES = 1

@@ -6,6 +6,7 @@ import pytest
 
 from evaluation.benchmark import flops
 from evaluation.benchmark import formatting
+from evaluation.benchmark import train_settings
 from evaluation.markdown import markdown_table
 from tests.conftest import run_tool
 
@@ -118,3 +119,60 @@ def test_metrics_part_times_dci_sequential_and_parallel():
                    re.M), out
   assert re.search(r"^dci scores identical \(n_jobs=1 vs n_jobs=\d+\): yes$",
                    out, re.M), out
+
+
+def test_fp32_peak_per_cycle_by_cpu_generation():
+  avx2 = ["avx", "avx2", "fma"]
+  # This machine's EPYC (family 0x19: Zen 3): 2 FMA pipes x 8 lanes x 2.
+  assert train_settings.fp32_flops_per_cycle("AuthenticAMD", 0x19, 1,
+                                             avx2)[0] == 32
+  assert train_settings.fp32_flops_per_cycle("AuthenticAMD", 0x17, 0x31,
+                                             avx2)[0] == 32  # Zen 2
+  assert train_settings.fp32_flops_per_cycle("AuthenticAMD", 0x17, 0x01,
+                                             avx2)[0] == 16  # Zen 1: 128-bit
+  assert train_settings.fp32_flops_per_cycle(
+      "GenuineIntel", 6, 0x55, avx2 + ["avx512f"])[0] == 64
+  assert train_settings.fp32_flops_per_cycle("GenuineIntel", 6, 0x2a,
+                                             ["avx"])[0] == 16
+  peak = train_settings.cpu_fp32_peak()
+  assert peak["peak"] == pytest.approx(
+      peak["cores"] * peak["mhz"] * 1e6 * peak["flops_per_cycle"])
+
+
+def test_train_settings_part_compares_onednn_threads_and_xla():
+  proc = run_tool(["python", "-m", "evaluation.benchmark", "--quick",
+                   "--parts", "train_settings"], timeout=600)
+  out = proc.stdout
+  assert "== Training settings on CPU (oneDNN, threads, XLA)" in out, out
+  assert "== Input pipeline" not in out, out
+  assert re.search(r"^FP32 peak: \d+ cores x \d+ MHz .* x \d+ FLOP/cycle .* = "
+                   r"[\d.]+ GFLOP/s$", out, re.M), out
+  decoders = ("deconv_decoder", "spatial_broadcast_decoder")
+  for decoder in decoders:
+    for setting in train_settings.SETTINGS:
+      # A measured row: steps/s, ratio, CPU s/step, cores, GFLOP/s, % of
+      # peak, GFLOP per CPU s, % of one core's peak.
+      assert re.search(r"^%s +%s +[\d.]+ +[\d.]+x +[\d.]+ +[\d.]+ +[\d.]+ +"
+                       r"[\d.]+%% +[\d.]+ +[\d.]+%%$" % (
+                           decoder, re.escape(setting.label)), out, re.M), out
+      if setting.key != "off":
+        assert re.search(r"^ratio %s %s: \d+\.\dx \(steps/s vs off, median "
+                         r"of 2 rounds\)$" % (decoder, setting.key), out,
+                         re.M), out
+        assert re.search(r"^equivalence %s %s vs off: loss of step 3 \S+ vs "
+                         r"\S+, relative difference \d\.\de[-+]\d+ "
+                         % (decoder, setting.key), out, re.M), out
+    # Same setting, same seed, two processes: the same bits.
+    assert ("reproducible %s oneDNN on, two processes: losses of 3 steps "
+            "bit-identical: yes; variables identical: yes" % decoder) in out, (
+                out)
+  # Each child ran what it was asked to: oneDNN off has no oneDNN kernels,
+  # the thread counts reached TensorFlow, XLA compiled clusters.
+  assert re.search(r"^setting off: .*oneDNN False; .*deconv_decoder: 0 "
+                   r"oneDNN and 0 XLA", out, re.M), out
+  assert re.search(r"^setting on: .*oneDNN True; .*deconv_decoder: [1-9]\d* "
+                   r"oneDNN and 0 XLA", out, re.M), out
+  assert re.search(r"^setting on_1thread: .*intra-op 1, inter-op 1 ", out,
+                   re.M), out
+  assert re.search(r"^setting on_xla: .*deconv_decoder: \d+ oneDNN and "
+                   r"[1-9]\d* XLA cluster ops", out, re.M), out

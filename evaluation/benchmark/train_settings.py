@@ -413,28 +413,39 @@ def report_train_settings(report, decoders, dataset, batch_size, sizes,
       result = results[setting.key]
       rounds = result["rounds"][decoder]
       if not rounds:
-        rows.append([decoder, setting.label, "failed"] + ["n/a"] * 5)
+        rows.append([decoder, setting.label, "failed"] + ["n/a"] * 7)
         continue
       rate = statistics.median(r[0] for r in rounds)
       cpu_step = statistics.median(r[1] for r in rounds)
       ratio = _median_ratio(rounds, base_rounds)
-      achieved = 3 * model_flops[decoder] * batch_size * rate
+      step_flops = 3 * model_flops[decoder] * batch_size
+      achieved = step_flops * rate
+      # Per CPU second: what the process did while it had a core, which the
+      # machine's other load changes much less than the wall-clock rate.
+      per_cpu_second = step_flops / cpu_step
       rows.append([decoder, setting.label, formatting.format_rate(rate),
                    formatting.format_ratio(ratio) if setting != base else "1x",
                    "%.3f" % cpu_step, "%.2f" % (cpu_step * rate),
                    "%.1f" % (achieved / 1e9),
-                   formatting.format_percent(achieved / peak["peak"])])
+                   formatting.format_percent(achieved / peak["peak"]),
+                   "%.1f" % (per_cpu_second / 1e9),
+                   formatting.format_percent(
+                       per_cpu_second * peak["cores"] / peak["peak"])])
       if setting != base:
         notes.append("ratio %s %s: %s (steps/s vs %s, median of %d rounds)" % (
             decoder, setting.key, formatting.format_ratio(ratio), base.key,
             len(rounds)))
   report.table(["decoder", "setting", "steps/s", "vs " + base.label,
-                "CPU s/step", "cores busy", "GFLOP/s", "of FP32 peak"], rows)
+                "CPU s/step", "cores busy", "GFLOP/s", "of FP32 peak",
+                "GFLOP per CPU s", "of 1-core peak"], rows)
   for line in notes:
     report.note(line)
   report.note("steps/s and CPU s/step: medians over rounds; vs: median of the "
               "per-round ratios; cores busy = process CPU time / wall time; "
-              "GFLOP/s = 3 x forward FLOPs x batch x steps/s.")
+              "GFLOP/s = 3 x forward FLOPs x batch x steps/s; GFLOP per CPU "
+              "s = 3 x forward FLOPs x batch / CPU s/step, against one "
+              "core's peak (%.1f GFLOP/s)." % (
+                  peak["peak"] / peak["cores"] / 1e9))
   _report_checks(report, decoders, settings, results, sizes["check_steps"])
 
 
@@ -452,8 +463,10 @@ def _report_checks(report, decoders, settings, results, steps):
                     setting.key, " ".join("%s=%s" % kv for kv in sorted(
                         setting.env.items())),
                     ready["onednn"], ready["intra"], ready["inter"],
-                    "; ".join("%s: %d oneDNN and %d XLA cluster ops of %d" % (
-                        d, e["mkl_ops"], e["xla_clusters"], e["ops"])
+                    "; ".join("%s: %d oneDNN and %d XLA cluster ops of %d, "
+                              "variables after the check steps %s" % (
+                                  d, e["mkl_ops"], e["xla_clusters"],
+                                  e["ops"], e["variables"])
                               for d, e in ready["decoders"].items())))
   base_ready = results[base.key]["ready"]
   for decoder in decoders:

@@ -33,7 +33,9 @@ from evaluation.tables import decoder_order
 DPI = 110
 # Fixed colours for the two decoders of the study, so that every figure of a
 # report uses the same ones; other labels take the remaining tab10 colours.
-_FIXED_COLOURS = {"broadcast": "tab:blue", "deconv": "tab:orange"}
+# The paper's pair takes the colours of dlib's pair (a study rarely has both).
+_FIXED_COLOURS = {"broadcast": "tab:blue", "deconv": "tab:orange",
+                  "paper_broadcast": "tab:blue", "paper_deconv": "tab:orange"}
 METRIC_NAMES = {
     "mig": "MIG", "factor_vae": "FactorVAE score",
     "dci": "DCI disentanglement", "dci_completeness": "DCI completeness",
@@ -61,8 +63,11 @@ def decoder_colours(decoders):
                        "tab:pink", "tab:gray", "tab:olive", "tab:cyan")]
   colours = {}
   for decoder in sorted(set(decoders)):
-    colours[decoder] = _FIXED_COLOURS.get(decoder) or spare[
-        len([d for d in colours if d not in _FIXED_COLOURS]) % len(spare)]
+    fixed = _FIXED_COLOURS.get(decoder)
+    if fixed in colours.values():  # Both pairs in one study.
+      fixed = None
+    colours[decoder] = fixed or spare[
+        sum(c in spare for c in colours.values()) % len(spare)]
   return colours
 
 

@@ -41,8 +41,10 @@ MODEL_NAME_KEY = "train_config.model.name"
 EVALUATION_FN_KEY = "evaluation_config.evaluation.evaluation_fn"
 # Every training statistic dlib's models record (FactorVAE has no elbo).
 TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
-# The gin parameter that weighs each model's regulariser.
-REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta")
+# The gin parameter that sets each model's regularisation strength (DIP-VAE:
+# its off-diagonal weight; AnnealedVAE: its final capacity).
+REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
+                       "dip_vae.lambda_od", "annealed_vae.c_max")
 EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
 
 # Every metric dlib ships, by its study name: the table rows it gives, each a

@@ -62,6 +62,12 @@ def test_decoder_colours_are_stable():
   assert len(set(colours.values())) == 4
   assert figures.decoder_order(["broadcast", "x", "deconv"]) == [
       "deconv", "broadcast", "x"]
+  # The paper's pair looks like dlib's; with both, every colour differs.
+  assert figures.decoder_colours(["paper_broadcast", "paper_deconv"]) == {
+      "paper_broadcast": "tab:blue", "paper_deconv": "tab:orange"}
+  both = figures.decoder_colours(["broadcast", "deconv", "paper_broadcast",
+                                  "paper_deconv"])
+  assert len(set(both.values())) == 4
 
 
 def test_metric_distributions(tmp_path):

@@ -319,3 +319,10 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
   frame = aggregate.tidy_results(study, str(tmp_path), pd.DataFrame(rows))
   assert dict(zip(frame["model"], frame["beta"])) == {"vae": 4.0,
                                                        "factorvae": 30.0}
+  # DIP-VAE's and AnnealedVAE's strengths are read too.
+  for key, value in (("dip_vae.lambda_od", 10.0), ("annealed_vae.c_max", 25.0)):
+    row = dict(rows[0], **{"train_config.vae.beta": float("nan"),
+                           "train_config." + key: value})
+    frame = aggregate.tidy_results(study, str(tmp_path),
+                                   pd.DataFrame([row, rows[1]]))
+    assert dict(zip(frame["model"], frame["beta"]))["vae"] == value, key

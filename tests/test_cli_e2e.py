@@ -101,8 +101,8 @@ def test_aggregate_results_collects_every_metric(evaluated_model):
 
 def test_visualize_model_writes_animations(evaluated_model):
   _, model_dir = evaluated_model
-  if not model_dir.endswith("broadcast_factorvae"):
-    pytest.skip("one model suffices")
+  if not model_dir.endswith("deconv_factorvae"):
+    pytest.skip("one model suffices (the deconv one decodes 30x faster)")
   vis_dir = os.path.join(model_dir, "visualizations")
   run_tool(["dlib_visualize_model", "--model_dir=" + model_dir,
             "--output_dir=" + vis_dir])

@@ -8,7 +8,6 @@ the SLURM executor writes its sbatch files against stand-in `sbatch`,
 """
 import json
 import os
-import re
 import signal
 import stat
 import textwrap
@@ -171,14 +170,6 @@ def test_a_refused_slurm_submission_says_why(tmp_path, monkeypatch):
     executor.submit(_tasks("a", ["train"]))
 
 
-def _phase_starts(out, run_id):
-  """{phase: start time} from the worker's log lines."""
-  with open(out / "runs" / run_id / "worker.log") as f:
-    found = re.findall(r"\[worker\] (\w+) phase of \S+ starts at ([\d.]+)",
-                       f.read())
-  return {phase: float(at) for phase, at in found}
-
-
 def _assert_results(out, run_ids):
   frame = pd.read_csv(out / "results" / "results.csv")
   assert sorted(frame["run_id"].unique()) == run_ids
@@ -191,19 +182,6 @@ def _assert_results(out, run_ids):
     with open(out / "runs" / run_id / "model" / "progress.json") as f:
       progress = json.load(f)
     assert progress["step"] == progress["total"] == 4
-
-
-def test_local_runner_evaluates_a_run_while_the_next_one_trains(tmp_path):
-  root = _setup(tmp_path, _study(steps=4))
-  proc = _cli(["run", "study.toml", "--output", "out", "--jobs", "1"], root)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  out = root / "out"
-  _assert_results(out, RUNS)
-  first, second = (_phase_starts(out, run_id) for run_id in RUNS)
-  first_done = os.path.getmtime(out / "runs" / RUNS[0] / "DONE.json")
-  assert first["train"] < second["train"] < first_done
-  assert first["evaluate"] < first_done
-  assert re.search(r"\| all runs \| \d+", proc.stdout), proc.stdout
 
 
 def test_submitit_local_runs_a_study_end_to_end(tmp_path):

@@ -182,6 +182,12 @@ def test_stopping_the_runner_stops_its_workers(tmp_path, executor, sig):
       steps=100000, seeds="[0]", extra="checkpoint_every_steps = 10"))
   runner, run_dir = _start_training(root, "--executor", executor)
   worker = _worker_pid(run_dir)
+  if (executor, sig) == ("local", signal.SIGTERM):
+    # A second runner on the same folder is refused while the first works.
+    second = _cli(["run", "study.toml", "--output", "out"], root)
+    assert second.returncode == 2
+    assert "is in use by another runner: sbd_study run (pid %d" % (
+        runner.pid) in second.stderr
   runner.send_signal(sig)
   _wait_until(lambda: not _alive(worker), 15, "the worker to stop")
   runner.wait(15)
@@ -199,13 +205,8 @@ def test_killed_runner_leaves_no_worker_and_training_resumes(tmp_path):
   root = _setup(tmp_path, _study(
       steps=steps, seeds="[0]", extra="checkpoint_every_steps = 25"))
   runner, run_dir = _start_training(root)
-  # A second runner on the same folder is refused while the first works.
-  second = _cli(["run", "study.toml", "--output", "out"], root)
-  assert second.returncode == 2
-  assert "is in use by another runner: sbd_study run (pid %d" % (
-      runner.pid) in second.stderr
   worker = _worker_pid(run_dir)
-  runner.kill()
+  runner.kill()  # At once: a slower kill could come after the last step.
   runner.wait(10)
   _wait_until(lambda: not _alive(worker), 10, "the orphaned worker to die")
   assert not _processes_using(root / "out")

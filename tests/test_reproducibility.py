@@ -5,6 +5,7 @@ results bit for bit.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -202,10 +203,32 @@ def test_a_study_run_twice_gives_a_bit_identical_results_table(tmp_path):
   tables = []
   for jobs in ("1", "2"):
     out = tmp_path / ("out" + jobs)
-    run_tool(["sbd_study", "run", str(spec), "--output", str(out), "--jobs",
-              jobs, "--no-report"], timeout=1200)
+    proc = run_tool(["sbd_study", "run", str(spec), "--output", str(out),
+                     "--jobs", jobs, "--no-report"], timeout=1200)
     run_tool(["sbd_study", "report", str(spec), "--output", str(out)],
              timeout=1200)
     tables.append((out / "results" / "results.csv").read_bytes())
+    if jobs == "1":
+      _assert_pipelined(out, proc.stdout)
   assert tables[0] == tables[1]
   assert tables[0].count(b"\n") == 1 + 2 * 5  # header + 2 runs x 5 rows
+
+
+def _phase_starts(out, run_id):
+  """{phase: start time} from the worker's log lines."""
+  with open(out / "runs" / run_id / "worker.log") as f:
+    found = re.findall(r"\[worker\] (\w+) phase of \S+ starts at ([\d.]+)",
+                       f.read())
+  return {phase: float(at) for phase, at in found}
+
+
+def _assert_pipelined(out, stdout):
+  """With --jobs 1 the first run evaluates while the second trains."""
+  runs = ["colored_sprites-vae-broadcast-seed3",
+          "colored_sprites-vae-deconv-seed3"]
+  first, second = (_phase_starts(out, run_id) for run_id in runs)
+  first_done = os.path.getmtime(out / "runs" / runs[0] / "DONE.json")
+  assert first["train"] < second["train"] < first_done
+  assert first["evaluate"] < first_done
+  # The summary says where each run's time went.
+  assert re.search(r"\| all runs \| \d+", stdout), stdout

@@ -384,7 +384,7 @@ def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE,
                                     mew=1.5, ls=""))
     labels.append("one seed")
   fig.legend(handles, labels, fontsize=8, title="bar: median over seeds",
-             title_fontsize=8, loc="outside right upper", frameon=False)
+             title_fontsize=8, loc="outside right center", frameon=False)
   return fig
 
 

@@ -44,7 +44,7 @@ MODEL_BINDINGS = {
                      "annealed_vae.gamma": 1000},
 }
 STUDIES = os.path.join(REPO, "gin_configs", "studies")
-# The CPU demo is not a ready protocol study (and must stay byte-identical).
+# The CPU demo is not a ready protocol study.
 READY_STUDIES = sorted(set(glob.glob(os.path.join(STUDIES, "*.toml"))) -
                        {os.path.join(STUDIES, "demo.toml")})
 

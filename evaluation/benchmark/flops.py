@@ -101,6 +101,26 @@ def profiled_decoder_flops(decoder, output_shape, num_latent=10,
     return int(tf.profiler.profile(graph, options=options).total_float_ops)
 
 
+def profiled_encoder_flops(output_shape, num_latent=10):
+  """Forward FLOPs of dlib's conv encoder on one image (TF's profiler).
+
+  Args:
+    output_shape: [height, width, channels] of the images.
+    num_latent: Number of latent variables.
+
+  Returns:
+    Integer FLOPs.
+  """
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  from disentanglement_lib.methods.shared import architectures  # pylint: disable=g-import-not-at-top
+  graph = tf.Graph()
+  with graph.as_default():
+    architectures.conv_encoder(tf.zeros([1] + list(output_shape)), num_latent)
+    builder = tf.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    return int(tf.profiler.profile(graph, options=options).total_float_ops)
+
+
 def peak_tflops(device_name, table=None):
   """Returns the FP32 peak of a GPU from GPU_PEAK_FP32_TFLOPS, or None.
 

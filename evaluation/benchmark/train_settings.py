@@ -144,16 +144,8 @@ def profiled_model_flops(decoder, output_shape, num_latent=10):
   Returns:
     Tuple (encoder FLOPs, decoder FLOPs), counted by TF's profiler.
   """
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-  from disentanglement_lib.methods.shared import architectures  # pylint: disable=g-import-not-at-top
-  graph = tf.Graph()
-  with graph.as_default():
-    architectures.conv_encoder(tf.zeros([1] + list(output_shape)), num_latent)
-    builder = tf.profiler.ProfileOptionBuilder
-    options = builder(builder.float_operation()).with_empty_output().build()
-    encoder = int(tf.profiler.profile(graph, options=options).total_float_ops)
-  return encoder, flops.profiled_decoder_flops(decoder, output_shape,
-                                               num_latent)
+  return (flops.profiled_encoder_flops(output_shape, num_latent),
+          flops.profiled_decoder_flops(decoder, output_shape, num_latent))
 
 
 # --- the child: one setting, every decoder ------------------------------------------

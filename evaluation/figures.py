@@ -150,20 +150,33 @@ def _strip_with_medians(ax, values, decoders, colours):
                edgecolor="none", zorder=2)
 
 
+def _panel_grid(num_metrics, max_columns):
+  """(columns, rows per dataset x model x beta row) for `num_metrics` panels.
+
+  Rows are filled evenly (8 metrics: 2 rows of 4, not 6 and 2).
+  """
+  rows = max(1, -(-num_metrics // max_columns))
+  columns = max(1, -(-num_metrics // rows))
+  return columns, -(-num_metrics // columns)
+
+
 def metric_distributions_figure(df, baseline=study_lib.BASELINE,
-                                metrics=study_lib.METRICS):
+                                metrics=study_lib.METRICS, max_columns=6):
   """Per-seed metric values per decoder, with the medians marked.
 
   Args:
     df: Tidy results DataFrame (columns dataset, model, beta, decoder, seed,
       metric, value).
     baseline: Decoder shown first in every panel.
-    metrics: Metric names in column order (the study's `metrics`); metrics of
+    metrics: Metric names in panel order (the study's `metrics`); metrics of
       `df` not listed follow alphabetically.
+    max_columns: Panels per row; more metrics wrap onto further rows, so a
+      study with every dlib metric stays readable at page width.
 
   Returns:
-    matplotlib Figure with one column per metric and one row per dataset x
-    model x beta combination present in `df`.
+    matplotlib Figure with one panel per metric for each dataset x model x
+    beta combination present in `df` (one or more rows each); a metric's
+    panels share their y axis.
   """
   df = df[df["value"].notna()]
   metric_columns = _metric_order(df["metric"].unique(), metrics)
@@ -172,25 +185,39 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
   several_betas = df["beta"].nunique() > 1
   decoders = decoder_order(df["decoder"].unique(), baseline)
   colours = decoder_colours(decoders)
+  columns, blocks = _panel_grid(len(metric_columns), max_columns)
+  # Wrapped rows hold other metrics, so every panel then needs its title.
+  every_title = blocks > 1
 
   fig = mpl_figure.Figure(
-      figsize=(1.4 + (0.9 + 0.6 * len(decoders)) * len(metric_columns),
-               0.6 + 2.6 * len(combos)), layout="constrained")
-  axes = fig.subplots(len(combos), len(metric_columns), squeeze=False,
-                      sharey="col")
+      figsize=(1.4 + (0.9 + 0.6 * len(decoders)) * columns,
+               0.6 + (2.9 if every_title else 2.6) * blocks * len(combos)),
+      layout="constrained")
+  grid = fig.subplots(blocks * len(combos), columns, squeeze=False)
+  first_of_metric, used = {}, set()
   for r, ((dataset, model, beta), cell) in enumerate(combos):
     row_label = "%s\n%s" % (dataset, model)  # Two lines: rows are short.
     if several_betas:
       row_label += " (β=%s)" % tables.format_beta(beta, _UNKNOWN_BETA)
     for c, metric in enumerate(metric_columns):
-      ax = axes[r, c]
+      ax = grid[r * blocks + c // columns, c % columns]
+      used.add(ax)
+      if metric in first_of_metric:
+        ax.sharey(first_of_metric[metric])
+      else:
+        first_of_metric[metric] = ax
       values = cell[cell["metric"] == metric]
       _strip_with_medians(ax, values, decoders, colours)
       _decoder_axis(ax, decoders, values["decoder"].value_counts(), 8)
-      if r == 0:
+      if r == 0 or every_title:
         # Wrapped: a long name would run into the next panel's title.
-        ax.set_title(textwrap.fill(METRIC_NAMES.get(metric, metric), 22))
-      ax.set_ylabel(row_label + "\nscore" if c == 0 else "", fontsize=9)
+        ax.set_title(textwrap.fill(METRIC_NAMES.get(metric, metric), 22),
+                     fontsize=10 if every_title else None)
+      ax.set_ylabel(row_label + "\nscore" if c % columns == 0 else "",
+                    fontsize=9)
+  for ax in grid.flat:  # The last row of a combination may be short.
+    if ax not in used:
+      ax.remove()
   fig.legend(handles=[mpl_lines.Line2D([], [], color="black", lw=2)],
              labels=["median over seeds"], loc="outside lower right",
              fontsize=8, frameon=False)

@@ -228,6 +228,15 @@ def _heldout_section(study, frame, output_dir):
   return _figure_section(title, path, output_dir, caption)
 
 
+def _lower_is_better_note(labels):
+  """Says which of the study's metric rows (`labels`) are better when lower."""
+  return ("Higher is better for every metric except %s: these unsupervised "
+          "scores measure statistical dependence between the latents, so "
+          "lower means more independent latents (there a negative "
+          "difference and P(sup) < 0.5 favour the decoder)." %
+          ", ".join("`%s`" % label for label in labels))
+
+
 def build_report(study, output_dir, outcomes=None):
   """Aggregates results, writes tables and figures and the Markdown report.
 
@@ -278,7 +287,8 @@ def build_report(study, output_dir, outcomes=None):
             "over seeds per decoder (n = seeds); the difference of medians "
             "against the baseline with its bootstrap percentile %d%% CI "
             "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
-            "that a seed of the decoder beats one of the baseline (ties count "
+            "that a seed of the decoder scores higher than one of the baseline "
+            "(ties count "
             "half; 0.5 = no effect); p, the per-cell two-sided Mann-Whitney U "
             "p-value; and p Holm, corrected with Holm's method over all cells "
             "of the primary metrics (%s) and separately over those of the "
@@ -287,7 +297,12 @@ def build_report(study, output_dir, outcomes=None):
             "with p = 1." % (
                 round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
                 tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
-                ", ".join(secondary) or "none"), ""]
+                ", ".join(secondary) or "none")]
+  lower = [m for m in layout.metric_labels(study.metrics)
+           if m in layout.LOWER_IS_BETTER]
+  if lower:
+    lines[-1] += " " + _lower_is_better_note(lower)
+  lines += [""]
   with open([p for p in paths if p.endswith(".md")][0]) as f:
     lines += [f.read().strip(), ""]
   seeds = len({r.seed for r in study.runs})
@@ -312,8 +327,10 @@ def build_report(study, output_dir, outcomes=None):
   path = figures.plot_metric_distributions(
       frame, os.path.join(fig_dir, "metric_distributions.png"),
       study.baseline, layout.metric_labels(study.metrics))
-  lines += _figure_section("Metric distributions", path, output_dir,
-                           "Each point is one seed; the bar marks the median.")
+  lines += _figure_section(
+      "Metric distributions", path, output_dir,
+      "Each point is one seed; the bar marks the median." +
+      (" " + _lower_is_better_note(lower) if lower else ""))
   path = figures.plot_rate_distortion(
       frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(

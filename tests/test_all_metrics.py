@@ -55,3 +55,7 @@ def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   assert set(comparison["metric"]) == set(measured["metric"])
   report = (out / "report.md").read_text()
   assert "| dci_completeness |" in report and "| irs |" in report
+  # The report says which rows are better when lower, in the table's text
+  # and the metric figure's caption.
+  assert report.count("Higher is better for every metric except "
+                      "`gaussian_total_correlation`") == 2

@@ -113,6 +113,31 @@ def test_metric_distributions_take_order_baseline_and_missing_values():
   assert figures.metric_distributions_figure(df).axes[0].get_title() == "MIG"
 
 
+def test_many_metrics_wrap_onto_rows_that_stay_readable(tmp_path):
+  df = _results(betas=(1.0,), seeds=3)
+  labels = ["m%02d" % i for i in range(16)]
+  df = pd.concat([df[df.metric == "mig"].assign(metric=label, value=i)
+                  for i, label in enumerate(labels)])
+  fig = figures.metric_distributions_figure(df, metrics=labels)
+  axes = fig.axes
+  assert len(axes) == 2 * 16  # 2 models x 16 metrics, no empty panels
+  # factor_vae's 16 panels: rows of at most 6, each panel titled.
+  first = axes[:16]
+  assert [ax.get_title() for ax in first] == labels
+  rows = [ax.get_subplotspec().rowspan.start for ax in first]
+  assert rows == [0] * 6 + [1] * 6 + [2] * 4
+  assert all(ax.get_subplotspec().colspan.start < 6 for ax in axes)
+  # Each block row is labelled with its dataset and model.
+  assert [ax.get_ylabel().split("\n")[1] for ax in first[::6]] == [
+      "factor_vae"] * 3
+  # A metric's panels share their y axis across models.
+  assert axes[5].get_shared_y_axes().joined(axes[5], axes[16 + 5])
+  assert not axes[5].get_shared_y_axes().joined(axes[5], axes[6])
+  width, height = _png_size(figures.plot_metric_distributions(
+      df, str(tmp_path / "many.png"), metrics=labels))
+  assert width < 2000  # six panels wide, not sixteen
+
+
 def test_rate_distortion_beta_sweep_and_single_beta(tmp_path):
   df = _results(betas=(0.5, 1.0, 4.0), seeds=3)
   runs = figures.run_table(df)

@@ -84,14 +84,6 @@ METRIC_ROWS = {
 }
 
 
-# Rows where lower is better: dlib's unsupervised scores measure statistical
-# dependence between the latents (0 = independent); every other row is a
-# score or an accuracy, higher better.
-LOWER_IS_BETTER = frozenset((
-    "gaussian_total_correlation", "gaussian_wasserstein_correlation",
-    "gaussian_wasserstein_correlation_norm", "mutual_info_score"))
-
-
 def metric_labels(metrics):
   """The table rows of the study metrics `metrics`, in order."""
   return [label for metric in metrics for label, _ in METRIC_ROWS[metric]]

@@ -299,7 +299,7 @@ def build_report(study, output_dir, outcomes=None):
                 tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
                 ", ".join(secondary) or "none")]
   lower = [m for m in layout.metric_labels(study.metrics)
-           if m in layout.LOWER_IS_BETTER]
+           if m in tables.LOWER_IS_BETTER]
   if lower:
     lines[-1] += " " + _lower_is_better_note(lower)
   lines += [""]

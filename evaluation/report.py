@@ -237,6 +237,31 @@ def _lower_is_better_note(labels):
           ", ".join("`%s`" % label for label in labels))
 
 
+# The datasets whose colour is continuous and scored by bin
+# (sbd_plugin/datasets/colored_sprites.py).
+_COLOUR_BIN_DATASETS = ("colored_sprites", "small_colored_sprites",
+                        "colored_sprites_holdout_train",
+                        "colored_sprites_holdout_test")
+
+
+def _colour_factors_note(datasets):
+  """How the metrics' colour factors relate to the paper's, if it applies."""
+  binned = [d for d in datasets if d in _COLOUR_BIN_DATASETS]
+  if not binned:
+    return []
+  return ["Factors: colour in %s is continuous, as in the paper: each "
+          "sprite's hue, saturation and value are drawn uniformly inside the "
+          "HSV box of its colour bin (docs/datasets/sprites.md). dlib's "
+          "metrics need discrete factors, so they score the bin indices "
+          "`hue`, `saturation` and `value` (4 bins each unless the study "
+          "binds `colored_sprites.num_hue_bins` and the like) beside `shape`, "
+          "`scale`, `orientation`, `posX` and `posY`. The paper's colour "
+          "factors are the continuous HSV coordinates and it does not say "
+          "how it discretised them for MIG, so the colour factors' share of "
+          "these scores is comparable only between studies with the same "
+          "bins." % ", ".join("`%s`" % d for d in binned), ""]
+
+
 def build_report(study, output_dir, outcomes=None):
   """Aggregates results, writes tables and figures and the Markdown report.
 
@@ -267,6 +292,7 @@ def build_report(study, output_dir, outcomes=None):
                 os.path.basename(versions_path),
                 os.path.relpath(versions_path, output_dir)), ""]
   lines += ["Stack: " + _versions_line(versions_path) + ".", ""]
+  lines += _colour_factors_note(dict.fromkeys(r.dataset for r in study.runs))
   if failed:
     error_log = os.path.relpath(layout.error_path(
         layout.run_dir(output_dir, "<id>")), output_dir)

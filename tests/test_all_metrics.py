@@ -59,3 +59,5 @@ def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   # and the metric figure's caption.
   assert report.count("Higher is better for every metric except "
                       "`gaussian_total_correlation`") == 2
+  # How the colour factors relate to the paper's continuous ones.
+  assert "they score the bin indices `hue`, `saturation` and `value`" in report

@@ -237,16 +237,14 @@ def _lower_is_better_note(labels):
           ", ".join("`%s`" % label for label in labels))
 
 
-# The datasets whose colour is continuous and scored by bin
-# (sbd_plugin/datasets/colored_sprites.py).
-_COLOUR_BIN_DATASETS = ("colored_sprites", "small_colored_sprites",
-                        "colored_sprites_holdout_train",
-                        "colored_sprites_holdout_test")
-
-
 def _colour_factors_note(datasets):
   """How the metrics' colour factors relate to the paper's, if it applies."""
-  binned = [d for d in datasets if d in _COLOUR_BIN_DATASETS]
+  from sbd_plugin.datasets import colored_sprites  # pylint: disable=g-import-not-at-top
+  from sbd_plugin.datasets import registry  # pylint: disable=g-import-not-at-top
+  # The plugin's datasets whose colour is continuous and scored by bin.
+  binned = [d for d in datasets if d in registry.PLUGIN_DATASETS and
+            issubclass(registry.PLUGIN_DATASETS.load(d),
+                       colored_sprites.ColoredSprites)]
   if not binned:
     return []
   return ["Factors: colour in %s is continuous, as in the paper: each "
@@ -314,8 +312,8 @@ def build_report(study, output_dir, outcomes=None):
             "against the baseline with its bootstrap percentile %d%% CI "
             "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
             "that a seed of the decoder scores higher than one of the baseline "
-            "(ties count "
-            "half; 0.5 = no effect); p, the per-cell two-sided Mann-Whitney U "
+            "(ties count half; 0.5 = no effect); p, the per-cell two-sided "
+            "Mann-Whitney U "
             "p-value; and p Holm, corrected with Holm's method over all cells "
             "of the primary metrics (%s) and separately over those of the "
             "secondary ones (%s). Cells without a test (baseline rows, fewer "

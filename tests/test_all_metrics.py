@@ -5,8 +5,8 @@ import textwrap
 import pandas as pd
 
 from evaluation import layout
-from tests.conftest import REPO
-from tests.conftest import run_tool
+from tests.helpers import REPO
+from tests.helpers import run_tool
 
 # dlib_evaluate's end-to-end test globs tiny_metrics/*.gin: the other seven
 # metrics' small configs live beside it.

@@ -18,7 +18,7 @@ from evaluation import analysis
 from evaluation import latent_figures
 from evaluation import latent_geometry
 from evaluation import latent_traversals
-from tests.conftest import run_tool
+from tests.helpers import run_tool
 
 NUM_LATENT = 10
 

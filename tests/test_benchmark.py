@@ -8,7 +8,7 @@ from evaluation.benchmark import flops
 from evaluation.benchmark import formatting
 from evaluation.benchmark import train_settings
 from evaluation.markdown import markdown_table
-from tests.conftest import run_tool
+from tests.helpers import run_tool
 
 
 def test_ratio_and_overhead_helpers():

@@ -12,7 +12,7 @@ import os
 import pandas as pd
 import pytest
 
-from tests.conftest import run_tool
+from tests.helpers import run_tool
 
 DATASET = os.environ.get("SBD_E2E_DATASET", "colored_sprites")
 TINY_TRAIN = ["model.training_steps = 6", "model.eval_steps = 2",

@@ -16,8 +16,8 @@ from sbd_plugin.datasets import registry
 from disentanglement_lib.data.ground_truth import dummy_data
 from disentanglement_lib.data.ground_truth import named_data
 from disentanglement_lib.visualize import visualize_util
-from tests.conftest import REPO
-from tests.conftest import run_tool
+from tests.helpers import REPO
+from tests.helpers import run_tool
 
 
 def _python(code, env=None, check=True):

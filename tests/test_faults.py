@@ -17,8 +17,8 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
-from tests.conftest import run_tool
+from tests.helpers import REPO
+from tests.helpers import run_tool
 
 TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
 METRICS = ("mig", "factor_vae", "dci")

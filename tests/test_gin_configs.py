@@ -19,7 +19,7 @@ from disentanglement_lib.evaluation import evaluate  # pylint: disable=unused-im
 from disentanglement_lib.methods.unsupervised import train  # pylint: disable=unused-import
 from disentanglement_lib.postprocessing import postprocess  # pylint: disable=unused-import
 from evaluation import study as study_lib
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 MODELS = ("vae", "beta_vae", "factorvae", "beta_tc_vae", "dip_vae",
           "annealed_vae")

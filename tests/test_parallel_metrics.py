@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import run_tool
+from tests.helpers import run_tool
 
 # dlib's DummyData (10 factors of 5 values) seen through a fixed random linear
 # representation; `stock` recompiles a function from dlib's installed file,

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.conftest import run_tool
+from tests.helpers import run_tool
 
 TINY = ["model.training_steps = %d", "model.eval_steps = 2",
         "model.batch_size = 8", "dataset.name = 'colored_sprites'"]

@@ -11,8 +11,8 @@ import pytest
 
 from evaluation import aggregate
 from evaluation import study as study_lib
-from tests.conftest import REPO
-from tests.conftest import run_tool
+from tests.helpers import REPO
+from tests.helpers import run_tool
 
 TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
 STUDY = textwrap.dedent("""

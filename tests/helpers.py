@@ -4,9 +4,12 @@
 `study_toml` writes the tiny study every runner test starts from.
 """
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -54,7 +57,7 @@ def tiny_metric_config(metric):
 def study_toml(name="tiny", datasets=("colored_sprites",), models=("vae",),
                decoders=("deconv",), seeds=(0,), steps=4, train_extra="",
                traversals=False, metrics=("mig", "factor_vae", "dci"),
-               extra=""):
+               metric_dir=None, extra=""):
   """The text of a tiny study file: a few training steps, tiny metrics.
 
   Args:
@@ -64,6 +67,8 @@ def study_toml(name="tiny", datasets=("colored_sprites",), models=("vae",),
     train_extra: Extra lines of the [train] table (e.g. checkpointing).
     traversals: Whether the report draws traversals (loads each model).
     metrics: Study metric names; each gets its tiny test config.
+    metric_dir: Folder the configs are named in (e.g. a path relative to
+      the study file); default the tiny configs' own absolute paths.
     extra: Extra TOML appended at the end (its own tables).
 
   Returns:
@@ -93,5 +98,125 @@ def study_toml(name="tiny", datasets=("colored_sprites",), models=("vae",),
           train_extra=train_extra,
           traversals="true" if traversals else "false",
           names=strings(metrics)) + "".join(
-              '%s = "%s"\n' % (m, tiny_metric_config(m)) for m in metrics
+              '%s = "%s"\n' % (m, os.path.join(metric_dir, m + ".gin")
+                                if metric_dir else tiny_metric_config(m))
+              for m in metrics
           ) + textwrap.dedent(extra)
+
+
+# --- Studies run as a user runs them, and the processes they start ---------
+
+
+def sbd_study(args, cwd=None, env=None, check=False, timeout=900):
+  """Runs `sbd_study ARGS` (the installed command); returns the process."""
+  return run_tool(["sbd_study"] + list(args), cwd=str(cwd) if cwd else None,
+                  env=env, check=check, timeout=timeout)
+
+
+def processes_using(path):
+  """Pids of live processes whose command line mentions `path`."""
+  pids = []
+  for pid in os.listdir("/proc"):
+    if not pid.isdigit() or int(pid) == os.getpid():
+      continue
+    try:
+      with open("/proc/%s/cmdline" % pid, "rb") as f:
+        cmdline = f.read().decode("utf-8", "replace")
+      with open("/proc/%s/stat" % pid) as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+      continue
+    if str(path) in cmdline and state != "Z":
+      pids.append(int(pid))
+  return pids
+
+
+def alive(pid):
+  """Whether process `pid` runs (a zombie does not)."""
+  try:
+    with open("/proc/%d/stat" % pid) as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def wait_until(predicate, timeout, what):
+  """Polls `predicate` until true; fails naming `what` after `timeout` s."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    time.sleep(0.2)
+  raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
+
+
+def worker_pid(run_dir):
+  """Pid of the worker holding a run folder's lock."""
+  with open(os.path.join(run_dir, ".lock")) as f:
+    return int(re.search(r"pid (\d+)", f.read()).group(1))
+
+
+def checkpoint_step(run_dir):
+  """Step of the newest checkpoint of a run's model (-1 if none)."""
+  try:
+    with open(os.path.join(run_dir, "model", "tf_checkpoint",
+                           "checkpoint")) as f:
+      text = f.read()
+  except OSError:
+    return -1
+  found = re.search(r'model_checkpoint_path: "model.ckpt-(\d+)"', text)
+  return int(found.group(1)) if found else -1
+
+
+def start_training(root, run_id, *flags):
+  """Starts `sbd_study run study.toml` in `root` in the background.
+
+  Args:
+    root: Folder holding study.toml; the output goes to root/out.
+    run_id: The run whose first checkpoint is waited for.
+    *flags: Extra flags of `sbd_study run`.
+
+  Returns:
+    (runner Popen, run folder), once the run checkpointed a step > 0.
+  """
+  runner = subprocess.Popen(
+      [os.path.join(BIN, "sbd_study"), "run", "study.toml", "--output", "out",
+       "--no-report"] + list(flags),
+      cwd=str(root),
+      env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2"),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  run_dir = os.path.join(str(root), "out", "runs", run_id)
+  wait_until(lambda: checkpoint_step(run_dir) > 0 or
+             runner.poll() is not None, 300, "a checkpoint after step 0")
+  assert runner.poll() is None, runner.stdout.read()[-3000:]
+  return runner, run_dir
+
+
+# --- The tiny study and models the session fixtures make once ------------
+
+# Its good runs (the `no_such_dataset` runs fail by design).
+TINY_STUDY_RUNS = ["colored_sprites-vae-broadcast-seed0",
+                   "colored_sprites-vae-deconv-seed0"]
+TINY_STUDY_FAILING = ["no_such_dataset-vae-broadcast-seed0",
+                      "no_such_dataset-vae-deconv-seed0"]
+
+
+def tiny_study_text(datasets=("colored_sprites", "no_such_dataset")):
+  """The tiny study's file: 2 decoders x `datasets`, 4 steps, seed 0."""
+  return study_toml(name="tiny", datasets=datasets,
+                    decoders=("broadcast", "deconv"), traversals=True)
+
+
+def copy_study(study, destination):
+  """A copy of a finished study folder that a test may change."""
+  shutil.copytree(study.out, destination, symlinks=True)
+  return destination
+
+
+DLIB_TINY_TRAIN = ["model.training_steps = 6", "model.eval_steps = 2",
+                   "model.batch_size = 8", "dataset.name = 'colored_sprites'"]
+
+
+def gin_bindings(bindings):
+  """dlib's command-line flags for a list of gin bindings."""
+  return [a for b in bindings for a in ("--gin_bindings", b)]

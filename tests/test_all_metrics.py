@@ -1,41 +1,16 @@
 """Every metric dlib ships, through the study runner, into results and tables."""
-import os
-import textwrap
 
 import pandas as pd
 
 from evaluation import layout
-from tests.helpers import REPO
+from tests import helpers
 from tests.helpers import run_tool
-
-# dlib_evaluate's end-to-end test globs tiny_metrics/*.gin: the other seven
-# metrics' small configs live beside it.
-TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
-TINY_EXTRA = os.path.join(REPO, "tests", "data", "tiny_metrics_extra")
 
 
 def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   metrics = list(layout.METRIC_ROWS)
   spec = tmp_path / "all.toml"
-  spec.write_text(textwrap.dedent("""
-      name = "all_metrics"
-      datasets = ["colored_sprites"]
-      models = ["vae"]
-      decoders = ["deconv"]
-      seeds = [0]
-      [train]
-      bindings = ["model.training_steps = 4", "model.eval_steps = 1",
-                  "model.batch_size = 8"]
-      [figures]
-      traversals = false
-      [metrics]
-      names = {names}
-      [metrics.configs]
-      {configs}
-      """).format(names="[%s]" % ", ".join('"%s"' % m for m in metrics),
-                  configs="\n".join('%s = "%s/%s.gin"' % (
-                      m, TINY if os.path.exists(os.path.join(TINY, m + ".gin"))
-                      else TINY_EXTRA, m) for m in metrics)))
+  spec.write_text(helpers.study_toml(name="all_metrics", metrics=metrics))
   out = tmp_path / "out"
   proc = run_tool(["sbd_study", "run", str(spec), "--output", str(out)],
                   check=False, timeout=1200)

@@ -18,22 +18,14 @@ from evaluation import analysis
 from evaluation import latent_figures
 from evaluation import latent_geometry
 from evaluation import latent_traversals
-from tests.helpers import run_tool
 
 NUM_LATENT = 10
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-  """A broadcast VAE trained 5 steps on dummy_data by dlib_train."""
-  model_dir = str(tmp_path_factory.mktemp("tiny") / "m")
-  run_tool(["dlib_train", "--model_dir=" + model_dir,
-            "--gin_config", "gin_configs/broadcast_vae.gin",
-            "--gin_bindings", "dataset.name='dummy_data'",
-            "--gin_bindings", "model.training_steps=5",
-            "--gin_bindings", "model.eval_steps=1",
-            "--gin_bindings", "model.batch_size=8"], timeout=300)
-  return model_dir
+@pytest.fixture
+def tiny_model(dummy_model):
+  """A broadcast VAE trained 5 steps on dummy_data by dlib_train (conftest)."""
+  return dummy_model
 
 
 # --- Pure helpers -----------------------------------------------------------

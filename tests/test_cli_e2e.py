@@ -12,38 +12,20 @@ import os
 import pandas as pd
 import pytest
 
+from tests import helpers
 from tests.helpers import run_tool
 
-DATASET = os.environ.get("SBD_E2E_DATASET", "colored_sprites")
-TINY_TRAIN = ["model.training_steps = 6", "model.eval_steps = 2",
-              "model.batch_size = 8", "dataset.name = '%s'" % DATASET]
-# dlib's metric configs with small sample sizes, all run by one dlib_evaluate.
-TINY_METRICS = os.path.join(os.path.dirname(__file__), "data", "tiny_metrics")
+DATASET = "colored_sprites"  # helpers.DLIB_TINY_TRAIN's.
 EXPECTED_KEYS = {"mig": "discrete_mig", "factor_vae": "eval_accuracy",
                  "dci": "disentanglement"}
+CONFIGS = ["broadcast_factorvae", "deconv_factorvae"]
 
 
-def _bindings(bindings):
-  return [a for b in bindings for a in ("--gin_bindings", b)]
-
-
-@pytest.fixture(scope="module", params=["broadcast_factorvae",
-                                        "deconv_factorvae"])
-def evaluated_model(request, tmp_path_factory):
-  """Trains, postprocesses and evaluates one config with dlib's commands."""
-  root = tmp_path_factory.mktemp("e2e")
-  model_dir = str(root / request.param)
-  run_tool(["dlib_train", "--model_dir=" + model_dir, "--gin_config",
-            "gin_configs/%s.gin" % request.param] + _bindings(TINY_TRAIN))
-  mean_dir = os.path.join(model_dir, "postprocessed", "mean")
-  run_tool(["dlib_postprocess", "--model_dir=" + model_dir,
-            "--output_dir=" + mean_dir, "--gin_config",
-            "gin_configs/postprocess/mean.gin"])
-  run_tool(["dlib_evaluate", "--input_dir=" + mean_dir,
-            "--output_dir=" + os.path.join(model_dir, "metrics"),
-            "--gin_evaluation_config_glob=" + os.path.join(TINY_METRICS,
-                                                           "*.gin")])
-  return str(root), model_dir
+@pytest.fixture(params=CONFIGS)
+def evaluated_model(request, dlib_model):
+  """(config, model folder) trained, postprocessed and evaluated by dlib's
+  commands once per session (conftest's `dlib_model`)."""
+  return request.param, dlib_model(request.param)
 
 
 def _load(path):
@@ -65,11 +47,10 @@ def test_metrics_land_in_dlibs_result_json(evaluated_model):
 
 
 def test_training_recorded_the_decoder_and_input_pipeline(evaluated_model):
-  _, model_dir = evaluated_model
+  config, model_dir = evaluated_model
   with open(os.path.join(model_dir, "results", "gin", "train.gin")) as f:
     train_gin = f.read()
-  name = os.path.basename(model_dir)
-  decoder = ("@spatial_broadcast_decoder" if name.startswith("broadcast")
+  decoder = ("@spatial_broadcast_decoder" if config.startswith("broadcast")
              else "@deconv_decoder")
   assert "decoder.decoder_fn = %s" % decoder in train_gin
   assert "input_pipeline.batched = True" in train_gin
@@ -79,31 +60,30 @@ def test_training_recorded_the_decoder_and_input_pipeline(evaluated_model):
 def test_existing_output_folder_is_refused_without_overwrite(evaluated_model):
   _, model_dir = evaluated_model
   proc = run_tool(["dlib_train", "--model_dir=" + model_dir, "--gin_config",
-                   "gin_configs/broadcast_vae.gin"] + _bindings(TINY_TRAIN),
+                   "gin_configs/broadcast_vae.gin"] +
+                  helpers.gin_bindings(helpers.DLIB_TINY_TRAIN),
                   check=False)
   assert proc.returncode != 0
   assert "already exists" in proc.stderr
   assert os.path.exists(os.path.join(model_dir, "metrics", "mig"))  # kept
 
 
-def test_aggregate_results_collects_every_metric(evaluated_model):
-  root, model_dir = evaluated_model
-  out = os.path.join(root, "results.json")
+def test_aggregate_results_collects_every_metric(evaluated_model, tmp_path):
+  _, model_dir = evaluated_model
+  out = str(tmp_path / "results.json")
   run_tool(["dlib_aggregate_results", "--result_file_pattern=" +
-            os.path.join(root, "*", "metrics", "*", "results", "aggregate",
+            os.path.join(model_dir, "metrics", "*", "results", "aggregate",
                          "evaluation.json"), "--output_path=" + out])
   frame = pd.read_json(out, orient="columns")
   assert len(frame) == 3
   assert set(frame["evaluation_config.evaluation.evaluation_fn"]) == {
       "@mig", "@factor_vae_score", "@dci"}
-  del model_dir
 
 
-def test_visualize_model_writes_animations(evaluated_model):
-  _, model_dir = evaluated_model
-  if not model_dir.endswith("deconv_factorvae"):
-    pytest.skip("one model suffices (the deconv one decodes 30x faster)")
-  vis_dir = os.path.join(model_dir, "visualizations")
+def test_visualize_model_writes_animations(dlib_model, tmp_path):
+  # One model suffices: the deconv one decodes 30x faster.
+  model_dir = dlib_model("deconv_factorvae")
+  vis_dir = str(tmp_path / "visualizations")
   run_tool(["dlib_visualize_model", "--model_dir=" + model_dir,
             "--output_dir=" + vis_dir])
   gifs = glob.glob(os.path.join(vis_dir, "animated_traversals", "*.gif"))

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import stat
-import textwrap
 import time
 
 import pandas as pd
@@ -21,15 +20,21 @@ from evaluation import runner
 from evaluation import study as study_lib
 from evaluation.executors import base
 from evaluation.executors import slurm
-from tests.test_faults import METRICS
-from tests.test_faults import RUNS
-from tests.test_faults import _checkpoint_step
-from tests.test_faults import _cli
-from tests.test_faults import _processes_using
-from tests.test_faults import _setup
-from tests.test_faults import _start_training
-from tests.test_faults import _study
-from tests.test_faults import _wait_until
+from tests import helpers
+
+METRICS = ("mig", "factor_vae", "dci")
+RUN = "colored_sprites-vae-deconv-seed0"
+
+
+def _setup(tmp_path, steps=4, train_extra="", extra=""):
+  """A one-run study folder outside the repository."""
+  (tmp_path / "study.toml").write_text(helpers.study_toml(
+      name="executors", steps=steps, train_extra=train_extra, extra=extra))
+  return tmp_path
+
+
+def _cli(args, root):
+  return helpers.sbd_study(args, cwd=root)
 
 
 class FakeExecutor(base.Executor):
@@ -93,13 +98,13 @@ def test_unknown_executor_lists_the_valid_names():
 
 
 def test_study_resources_reach_the_executors_and_flags_win(tmp_path):
-  root = _setup(tmp_path, _study(steps=4) + textwrap.dedent("""
+  root = _setup(tmp_path, extra="""
       [resources]
       partition = "gpu-long"
       time_minutes = 120
       gpus_per_run = 0.5
       retries = 3
-      """))
+      """)
   study = study_lib.parse_study(str(root / "study.toml"))
   chosen = runner.settings(study, "/out", {"retries": 0, "partition": None})
   assert chosen == base.Settings(output_dir="/out", partition="gpu-long",
@@ -185,21 +190,21 @@ def _assert_results(out, run_ids):
 
 
 def test_submitit_local_runs_a_study_end_to_end(tmp_path):
-  root = _setup(tmp_path, _study(steps=4))
+  root = _setup(tmp_path)
   proc = _cli(["run", "study.toml", "--output", "out", "--executor",
                "submitit-local", "--jobs", "2"], root)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "2 runs: 2 finished now" in proc.stdout
+  assert "1 runs: 1 finished now" in proc.stdout
   out = root / "out"
-  _assert_results(out, RUNS)
+  _assert_results(out, [RUN])
   logs = [n for n in os.listdir(out / "slurm") if n.endswith("_log.out")]
-  assert len(logs) == 4  # Two trainings, two evaluations.
-  assert not _processes_using(out)
+  assert len(logs) == 2  # The training, then the evaluation.
+  assert not helpers.processes_using(out)
 
 
 def _submitit_task_pid(out):
   """Pid of the submitit process that runs a job (not its controller)."""
-  pids = [pid for pid in _processes_using(out)
+  pids = [pid for pid in helpers.processes_using(out)
           if b"submitit.core._submit" in open("/proc/%d/cmdline" % pid,
                                               "rb").read()]
   assert len(pids) == 1, pids
@@ -208,24 +213,25 @@ def _submitit_task_pid(out):
 
 def test_a_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
   steps = 1000
-  root = _setup(tmp_path, _study(
-      steps=steps, seeds="[0]", extra="checkpoint_every_steps = 25"))
-  runner_proc, run_dir = _start_training(root, "--executor", "submitit-local")
+  root = _setup(tmp_path, steps=steps,
+                train_extra="checkpoint_every_steps = 25")
+  runner_proc, run_dir = helpers.start_training(root, RUN, "--executor",
+                                                "submitit-local")
   os.kill(_submitit_task_pid(root / "out"), signal.SIGUSR2)  # Pre-emption.
   runner_proc.wait(900)
   assert runner_proc.returncode == 0, runner_proc.stdout.read()[-3000:]
-  with open(run_dir / "model" / "results" / "json" /
-            "train_results.json") as f:
+  with open(os.path.join(run_dir, "model", "results", "json",
+                         "train_results.json")) as f:
     results = json.load(f)
   assert 0 < results["resumed_from_step"] < steps
   assert results["global_step"] == steps
-  assert _checkpoint_step(run_dir) == steps
+  assert helpers.checkpoint_step(run_dir) == steps
   logs = "".join(open(root / "out" / "slurm" / n).read()
                  for n in os.listdir(root / "out" / "slurm")
                  if n.endswith("_log.out"))
   assert "this job is preempted" in logs and "Requeued job" in logs
-  _wait_until(lambda: not _processes_using(root / "out"), 15,
-              "every process of the study to end")
+  helpers.wait_until(lambda: not helpers.processes_using(root / "out"), 15,
+                     "every process of the study to end")
 
 
 def test_summary_says_where_each_runs_time_went():

@@ -11,60 +11,34 @@ import pytest
 
 from evaluation import aggregate
 from evaluation import study as study_lib
-from tests.helpers import REPO
-from tests.helpers import run_tool
+from tests import helpers
 
-TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
-STUDY = textwrap.dedent("""
-    name = "tiny"
-    datasets = ["colored_sprites", "no_such_dataset"]
-    models = ["vae"]
-    decoders = ["broadcast", "deconv"]
-    seeds = [0]
-    [train]
-    bindings = ["model.training_steps = 4", "model.eval_steps = 1",
-                "model.batch_size = 8"]
-    [figures]
-    traversals = true
-    [metrics.configs]
-    mig = "{tiny}/mig.gin"
-    factor_vae = "{tiny}/factor_vae.gin"
-    dci = "{tiny}/dci.gin"
-    """).format(tiny=TINY)
-GOOD = ["colored_sprites-vae-broadcast-seed0", "colored_sprites-vae-deconv-seed0"]
-BAD = ["no_such_dataset-vae-broadcast-seed0", "no_such_dataset-vae-deconv-seed0"]
+STUDY = helpers.tiny_study_text()
+GOOD = helpers.TINY_STUDY_RUNS
+BAD = helpers.TINY_STUDY_FAILING
 
 
 def _study_cli(args, check=False):
-  return run_tool([sys.executable, "-m", "evaluation.cli"] + args,
-                  check=check, timeout=1200)
+  return helpers.run_tool([sys.executable, "-m", "evaluation.cli"] + args,
+                          check=check, timeout=1200)
 
 
-@pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
-  root = tmp_path_factory.mktemp("study")
-  spec = root / "tiny.toml"
-  spec.write_text(STUDY)
-  out = root / "out"
-  proc = _study_cli(["run", str(spec), "--output", str(out), "--jobs", "2"])
-  return spec, out, proc
-
-
-def test_failing_runs_are_listed_and_do_not_stop_the_study(finished_study):
-  _, out, proc = finished_study
-  assert proc.returncode == 1  # some runs failed
-  assert "4 runs: 2 finished now, 0 finished earlier, 2 failed." in proc.stdout
+def test_failing_runs_are_listed_and_do_not_stop_the_study(tiny_study):
+  out = tiny_study.out
+  assert tiny_study.returncode == 1  # some runs failed
+  assert "4 runs: 2 finished now, 0 finished earlier, 2 failed." in (
+      tiny_study.stdout)
   for run_id in BAD:
     assert "FAILED %s: ValueError: Unknown dataset name 'no_such_dataset'" % (
-        run_id) in proc.stdout
+        run_id) in tiny_study.stdout
     assert os.path.exists(out / "runs" / run_id / study_lib.ERROR_FILE)
     assert not os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
   for run_id in GOOD:
     assert os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
 
 
-def test_results_are_tidy_and_record_versions(finished_study):
-  _, out, _ = finished_study
+def test_results_are_tidy_and_record_versions(tiny_study):
+  out = tiny_study.out
   frame = pd.read_csv(out / "results" / "results.csv")
   assert sorted(frame["run_id"].unique()) == GOOD
   # DCI gives three table rows: disentanglement, completeness, informativeness.
@@ -81,9 +55,8 @@ def test_results_are_tidy_and_record_versions(finished_study):
   assert os.path.exists(out / "results" / "dlib_results.json")
 
 
-def test_runs_use_dlibs_directory_layout(finished_study):
-  _, out, _ = finished_study
-  run = out / "runs" / GOOD[0]
+def test_runs_use_dlibs_directory_layout(tiny_study):
+  run = tiny_study.out / "runs" / GOOD[0]
   for path in ("model/tfhub/saved_model.pb",
                "model/results/aggregate/train.json",
                "postprocessed/mean/results/aggregate/postprocess.json",
@@ -92,9 +65,9 @@ def test_runs_use_dlibs_directory_layout(finished_study):
     assert os.path.exists(run / path), path
 
 
-def test_report_links_tables_and_figures_that_exist(finished_study):
-  _, out, proc = finished_study
-  assert "Report: " in proc.stdout
+def test_report_links_tables_and_figures_that_exist(tiny_study):
+  out = tiny_study.out
+  assert "Report: " in tiny_study.stdout
   report = (out / "report.md").read_text()
   assert "2 of 4 runs finished" in report
   assert "no_such_dataset-vae-deconv-seed0" in report  # listed as failed
@@ -105,23 +78,35 @@ def test_report_links_tables_and_figures_that_exist(finished_study):
   assert "| colored_sprites | vae |" in report
 
 
-def test_rerun_resumes_killed_runs_without_redoing_finished_work(
-    finished_study, tmp_path):
-  spec, out, _ = finished_study
-  copy = tmp_path / "out"
-  shutil.copytree(out, copy)
+def test_rerun_redoes_killed_and_truncated_work_not_finished_work(
+    tiny_study, tmp_path):
+  copy = helpers.copy_study(tiny_study, tmp_path / "out")
+  # One run killed during evaluation: no DONE marker, a metric's folder
+  # half-written.
   killed = copy / "runs" / GOOD[0]
-  # A run killed during evaluation: no DONE marker, a half-written metric.
   os.remove(killed / study_lib.DONE_FILE)
   shutil.rmtree(killed / "metrics" / "mean" / "dci" / "results")
-  train_json = killed / "model" / "results" / "aggregate" / "train.json"
-  trained_at = os.path.getmtime(train_json)
-  proc = _study_cli(["run", str(spec), "--output", str(copy), "--no-report"])
-  assert "1 finished now, 1 finished earlier, 2 failed" in proc.stdout
-  assert os.path.exists(killed / study_lib.DONE_FILE)
-  assert os.path.getmtime(train_json) == trained_at  # not retrained
+  # The other killed while writing: a result and the marker cut short.
+  truncated = copy / "runs" / GOOD[1]
+  mig = (truncated / "metrics" / "mean" / "mig" / "results" / "aggregate" /
+         "evaluation.json")
+  mig.write_text(mig.read_text()[:40])
+  (truncated / study_lib.DONE_FILE).write_text('{"run_id": ')
+  trained_at = {run_id: os.path.getmtime(
+      copy / "runs" / run_id / "model" / "results" / "aggregate" /
+      "train.json") for run_id in GOOD}
+  proc = _study_cli(["run", str(tiny_study.spec), "--output", str(copy),
+                     "--no-report", "--retries", "0"])
+  assert "2 finished now, 0 finished earlier, 2 failed" in proc.stdout
+  for run_id in GOOD:
+    with open(copy / "runs" / run_id / study_lib.DONE_FILE) as f:
+      assert json.load(f)["run_id"] == run_id
+    assert os.path.getmtime(
+        copy / "runs" / run_id / "model" / "results" / "aggregate" /
+        "train.json") == trained_at[run_id]  # not retrained
   assert os.path.exists(killed / "metrics" / "mean" / "dci" / "results" /
                         "aggregate" / "evaluation.json")
+  json.loads(mig.read_text())
 
 
 def test_an_output_path_that_is_a_file_is_refused(tmp_path):
@@ -135,11 +120,10 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path):
   assert taken.read_text() == "a file"
 
 
-def test_output_folder_of_another_study_is_refused(finished_study, tmp_path):
-  _, out, _ = finished_study
+def test_output_folder_of_another_study_is_refused(tiny_study, tmp_path):
   other = tmp_path / "other.toml"
   other.write_text(STUDY.replace('seeds = [0]', 'seeds = [1]'))
-  proc = _study_cli(["run", str(other), "--output", str(out)])
+  proc = _study_cli(["run", str(other), "--output", str(tiny_study.out)])
   assert proc.returncode == 2
   assert "already holds results of a different study" in proc.stderr
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from evaluation import faults
 from evaluation import layout
+from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from sbd_plugin import atomic
 
@@ -104,7 +105,7 @@ def tidy_results(study, output_dir, wide=None):
     run = runs.get(_unquote(row.get(layout.MODEL_NAME_KEY, "")))
     # The worker names each evaluation after its study metric.
     metric = _unquote(row.get(layout.EVALUATION_NAME_KEY, ""))
-    if run is None or metric not in layout.METRIC_ROWS:
+    if run is None or metric not in metrics_lib.METRICS:
       continue
     common = {"run_id": run.run_id, "dataset": run.dataset,
               "model": run.model, "decoder": run.decoder, "seed": run.seed,
@@ -113,8 +114,9 @@ def tidy_results(study, output_dir, wide=None):
                                                               run))}
     for stat in TRAIN_STATS:
       common[stat] = _number(row.get(layout.train_stat_key(stat)))
-    for label, key in layout.METRIC_ROWS[metric]:
-      rows.append(dict(common, metric=label, value=_number(row.get(key))))
+    for result in metrics_lib.METRICS[metric].rows:
+      rows.append(dict(common, metric=result.label,
+                       value=_number(row.get(result.result_key))))
   frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
                             "metric"]).reset_index(drop=True)

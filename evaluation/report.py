@@ -20,13 +20,9 @@ from evaluation import latent_figures
 from evaluation import latent_geometry
 from evaluation import latent_traversals
 from evaluation import layout
+from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
-
-# dlib metrics that sample factors with the dataset's sample_factors and then
-# overwrite one factor across a batch (beta_vae.py, factor_vae.py): on a
-# held-out training set some of their images fall in the held-out region.
-_METRICS_FIXING_A_FACTOR = ("beta_vae", "factor_vae")
 
 
 def _factor_index(data, factor):
@@ -205,7 +201,8 @@ def _heldout_section(study, frame, output_dir):
   path = figures.plot_heldout_generalisation(
       errors, os.path.join(layout.figures_dir(output_dir),
                            "heldout_generalisation.png"), study.baseline)
-  fixing = [m for m in study.metrics if m in _METRICS_FIXING_A_FACTOR]
+  fixing = [m for m in study.metrics
+            if metrics_lib.METRICS[m].fixes_a_factor]
   caption = (
       "Mean reconstruction error per run on samples from the training "
       "region (`%s`, seen) and from the held-out region (`%s`), one panel "
@@ -304,7 +301,7 @@ def build_report(study, output_dir, outcomes=None):
 
   table = tables.comparison_table(frame, study.baseline, study.primary_metrics)
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
-  secondary = [m for m in layout.metric_labels(study.metrics)
+  secondary = [m for m in metrics_lib.labels(study.metrics)
                if m not in study.primary_metrics]
   lines += ["## Spatial Broadcast vs baseline", "",
             "Per dataset, model, beta and metric: median [interquartile range] "
@@ -322,8 +319,8 @@ def build_report(study, output_dir, outcomes=None):
                 round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
                 tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
                 ", ".join(secondary) or "none")]
-  lower = [m for m in layout.metric_labels(study.metrics)
-           if m in tables.LOWER_IS_BETTER]
+  lower = [m for m in metrics_lib.labels(study.metrics)
+           if metrics_lib.lower_is_better(m)]
   if lower:
     lines[-1] += " " + _lower_is_better_note(lower)
   lines += [""]
@@ -350,7 +347,7 @@ def build_report(study, output_dir, outcomes=None):
   lines += ["## Figures", ""]
   path = figures.plot_metric_distributions(
       frame, os.path.join(fig_dir, "metric_distributions.png"),
-      study.baseline, layout.metric_labels(study.metrics))
+      study.baseline, metrics_lib.labels(study.metrics))
   lines += _figure_section(
       "Metric distributions", path, output_dir,
       "Each point is one seed; the bar marks the median." +

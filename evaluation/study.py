@@ -24,6 +24,7 @@ import tomllib
 from typing import Dict, List, Tuple
 
 from evaluation import layout
+from evaluation import metrics as metrics_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Kept here for the modules that already ask study for them.
@@ -31,8 +32,8 @@ DONE_FILE = layout.DONE_FILE
 ERROR_FILE = layout.ERROR_FILE
 # Defaults of the study file's `metrics.names`, `metrics.primary` and
 # `baseline`.
-METRICS = ("mig", "factor_vae", "dci")
-PRIMARY_METRICS = ("mig", "factor_vae", "dci")
+METRICS = metrics_lib.DEFAULT_NAMES
+PRIMARY_METRICS = metrics_lib.DEFAULT_PRIMARY
 BASELINE = "deconv"
 # Study keys that become bindings of the runner's checkpointing (the defaults
 # live in gin: sbd_plugin.dlib_bridge.resumable_train.checkpoint_options).
@@ -343,11 +344,11 @@ def _check_references(spec):
   metrics = spec.get("metrics", {})
   names = metrics.get("names", list(METRICS))
   for name in names:
-    if name not in layout.METRIC_ROWS:
+    if name not in metrics_lib.METRICS:
       raise StudyError("Study field `metrics.names` lists %r, which is not "
                        "one of dlib's metrics: %s." % (
-                           name, ", ".join(layout.METRIC_ROWS)))
-  labels = layout.metric_labels(names)
+                           name, ", ".join(metrics_lib.METRICS)))
+  labels = metrics_lib.labels(names)
   for label in metrics.get("primary", []):
     if label not in labels:
       raise StudyError("Study field `metrics.primary` lists %r, which is not "
@@ -426,7 +427,7 @@ def parse_study(path):
   metric_names = metrics.get("names", list(METRICS))
   metric_configs = tuple(
       (m, _resolve(metrics.get("configs", {}).get(
-          m, "gin_configs/metrics/%s.gin" % m), base)) for m in metric_names)
+          m, metrics_lib.METRICS[m].config), base)) for m in metric_names)
   postprocess_config = _resolve(spec.get("postprocess", {}).get(
       "config", "gin_configs/postprocess/mean.gin"), base)
   dataset_bindings = spec.get("dataset_bindings", {})
@@ -465,7 +466,7 @@ def parse_study(path):
                resources=dict(spec.get("resources", {})),
                primary_metrics=tuple(metrics.get("primary", [
                    m for m in PRIMARY_METRICS
-                   if m in layout.metric_labels(metric_names)])))
+                   if m in metrics_lib.labels(metric_names)])))
 
 
 def run_dir(output_dir, run):

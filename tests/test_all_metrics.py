@@ -4,7 +4,7 @@ import textwrap
 
 import pandas as pd
 
-from evaluation import layout
+from evaluation import metrics as metrics_lib
 from tests.helpers import REPO
 from tests.helpers import run_tool
 
@@ -15,7 +15,7 @@ TINY_EXTRA = os.path.join(REPO, "tests", "data", "tiny_metrics_extra")
 
 
 def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
-  metrics = list(layout.METRIC_ROWS)
+  metrics = list(metrics_lib.METRICS)
   spec = tmp_path / "all.toml"
   spec.write_text(textwrap.dedent("""
       name = "all_metrics"
@@ -42,7 +42,7 @@ def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   frame = pd.read_csv(out / "results" / "results.csv")
   assert list(frame["metric"].unique()) == sorted(
-      layout.metric_labels(metrics))
+      metrics_lib.labels(metrics))
   measured = frame.dropna(subset=["value"])
   # The tiny downstream configs train on 10 and 100 examples only, and
   # logistic regression's cross-validation cannot fit those on scikit-learn

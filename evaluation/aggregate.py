@@ -17,6 +17,7 @@ from evaluation import layout
 from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from sbd_plugin import atomic
+from sbd_plugin import versions
 
 TRAIN_STATS = layout.TRAIN_STATS
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
@@ -128,7 +129,6 @@ def write_results(frame, output_dir):
   Returns:
     Tuple (csv path, versions json path).
   """
-  from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
   os.makedirs(layout.results_dir(output_dir), exist_ok=True)
   csv_path = layout.results_csv(output_dir)
   # Model folders relative to the study folder: the same study run into two

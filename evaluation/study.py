@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 
 from evaluation import layout
 from evaluation import metrics as metrics_lib
+from sbd_plugin import atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Kept here for the modules that already ask study for them.
@@ -488,7 +489,6 @@ def is_finished(output_dir, run):
   A marker or result cut short (a killed writer, a full disk) does not
   parse: such a run counts as unfinished and redoes the broken step.
   """
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   directory = run_dir(output_dir, run)
   paths = [layout.done_path(directory)] + [
       layout.step_result(step_dir, kind)

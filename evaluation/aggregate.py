@@ -19,9 +19,8 @@ from evaluation import study as study_lib
 from sbd_plugin import atomic
 from sbd_plugin import versions
 
-TRAIN_STATS = layout.TRAIN_STATS
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
-                "metric", "value"] + list(TRAIN_STATS) + ["model_dir"]
+                "metric", "value"] + list(layout.TRAIN_STATS) + ["model_dir"]
 
 
 def dlib_aggregate(output_dir):
@@ -63,9 +62,6 @@ def _unquote(value):
   return str(value).strip("'\"")
 
 
-REGULARISATION_KEYS = layout.REGULARISATION_KEYS
-
-
 def _regularisation(run, row):
   """The run's beta or gamma: as swept, else as training recorded it.
 
@@ -78,9 +74,9 @@ def _regularisation(run, row):
     Float, NaN if neither the sweep nor the training config sets one.
   """
   for key, value in run.sweep:
-    if key in REGULARISATION_KEYS:
+    if key in layout.REGULARISATION_KEYS:
       return float(value)
-  for key in REGULARISATION_KEYS:
+  for key in layout.REGULARISATION_KEYS:
     value = row.get(layout.train_config_key(key))
     if value is not None and pd.notna(value):
       return float(value)
@@ -113,7 +109,7 @@ def tidy_results(study, output_dir, wide=None):
               "beta": _regularisation(run, row),
               "model_dir": layout.model_dir(study_lib.run_dir(output_dir,
                                                               run))}
-    for stat in TRAIN_STATS:
+    for stat in layout.TRAIN_STATS:
       common[stat] = _number(row.get(layout.train_stat_key(stat)))
     for result in metrics_lib.METRICS[metric].rows:
       rows.append(dict(common, metric=result.label,

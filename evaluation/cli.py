@@ -19,6 +19,8 @@ import sys
 from evaluation import executors
 from evaluation.executors import base as executor_base
 from evaluation import faults
+from evaluation import layout
+from evaluation import runner
 from evaluation import study as study_lib
 
 
@@ -73,12 +75,12 @@ def _add_resource_flags(run):
 
 def _report(study, output_dir, outcomes):
   """Rebuilds the report while holding the folder (no runner writes it)."""
+  # Imported here: the report draws with matplotlib, which nothing else needs.
   from evaluation import report  # pylint: disable=g-import-not-at-top
-  from evaluation import runner  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(os.path.join(output_dir, runner.STUDY_COPY)):
+  if not os.path.isfile(layout.study_copy(output_dir)):
     raise study_lib.StudyError(
         "%s holds no study (no %s): run the study first." % (
-            output_dir, runner.STUDY_COPY))
+            output_dir, layout.STUDY_COPY))
   lock = runner.lock_output_dir(output_dir)
   try:
     faults.point("report")
@@ -122,8 +124,6 @@ def main(argv=None):
         print(run.run_id)
       print("%d runs" % len(study.runs))
       return 0
-    # Imported late: planning needs neither TensorFlow nor matplotlib.
-    from evaluation import runner  # pylint: disable=g-import-not-at-top
     output_dir = os.path.abspath(args.output)
     outcomes = None
     if args.command == "run":

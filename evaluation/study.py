@@ -28,9 +28,6 @@ from evaluation import metrics as metrics_lib
 from sbd_plugin import atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Kept here for the modules that already ask study for them.
-DONE_FILE = layout.DONE_FILE
-ERROR_FILE = layout.ERROR_FILE
 # Defaults of the study file's `metrics.names`, `metrics.primary` and
 # `baseline`.
 METRICS = metrics_lib.DEFAULT_NAMES
@@ -195,10 +192,6 @@ def make_run_id(dataset, model, decoder, sweep, seed):
 
 
 # --- Validation -------------------------------------------------------------------
-
-
-def _type_name(value):
-  return type(value).__name__
 
 
 def _fail(field, message, value):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from evaluation import aggregate
+from evaluation import layout
 from evaluation import study as study_lib
 from tests.helpers import REPO
 from tests.helpers import run_tool
@@ -57,10 +58,10 @@ def test_failing_runs_are_listed_and_do_not_stop_the_study(finished_study):
   for run_id in BAD:
     assert "FAILED %s: ValueError: Unknown dataset name 'no_such_dataset'" % (
         run_id) in proc.stdout
-    assert os.path.exists(out / "runs" / run_id / study_lib.ERROR_FILE)
-    assert not os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
+    assert os.path.exists(out / "runs" / run_id / layout.ERROR_FILE)
+    assert not os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
   for run_id in GOOD:
-    assert os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
+    assert os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
 
 
 def test_results_are_tidy_and_record_versions(finished_study):
@@ -112,13 +113,13 @@ def test_rerun_resumes_killed_runs_without_redoing_finished_work(
   shutil.copytree(out, copy)
   killed = copy / "runs" / GOOD[0]
   # A run killed during evaluation: no DONE marker, a half-written metric.
-  os.remove(killed / study_lib.DONE_FILE)
+  os.remove(killed / layout.DONE_FILE)
   shutil.rmtree(killed / "metrics" / "mean" / "dci" / "results")
   train_json = killed / "model" / "results" / "aggregate" / "train.json"
   trained_at = os.path.getmtime(train_json)
   proc = _study_cli(["run", str(spec), "--output", str(copy), "--no-report"])
   assert "1 finished now, 1 finished earlier, 2 failed" in proc.stdout
-  assert os.path.exists(killed / study_lib.DONE_FILE)
+  assert os.path.exists(killed / layout.DONE_FILE)
   assert os.path.getmtime(train_json) == trained_at  # not retrained
   assert os.path.exists(killed / "metrics" / "mean" / "dci" / "results" /
                         "aggregate" / "evaluation.json")
@@ -157,7 +158,7 @@ def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
   # Both tasks ran, the training and then the evaluation (ray.wait on refs).
   log = (tmp_path / "out" / "runs" / GOOD[1] / "worker.log").read_text()
   assert re.findall(r"\[worker\] (\w+) phase", log) == ["train", "evaluate"]
-  with open(tmp_path / "out" / "runs" / GOOD[1] / study_lib.DONE_FILE) as f:
+  with open(tmp_path / "out" / "runs" / GOOD[1] / layout.DONE_FILE) as f:
     timings = json.load(f)["timings"]
   assert list(timings)[:2] == ["train", "postprocess"]
 
@@ -302,7 +303,7 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
                               (float("nan"), 30.0)):
     directory = study_lib.run_dir(str(tmp_path), run)
     # A finished run: its marker and every step's result parse.
-    for path in [os.path.join(directory, study_lib.DONE_FILE)] + [
+    for path in [os.path.join(directory, layout.DONE_FILE)] + [
         os.path.join(step_dir, "results", "aggregate", kind + ".json")
         for step_dir, kind in study_lib.step_results(directory, run)]:
       os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -51,26 +51,33 @@ def _partition(text):
   return text
 
 
+# The argparse type of each [resources] type check (study_lib.RESOURCES).
+_FLAG_TYPES = {"partition": _partition, "positive_int": _positive_int,
+               "non_negative_int": _at_least(0),
+               "non_negative_number": _at_least(0, float, "a number")}
+# What --help says of a resource flag beyond the study file's description.
+_FLAG_HELP = {
+    "gpus_per_run": "GPUs per training on Ray/SLURM; a fraction shares a "
+                    "GPU (default %g where there are GPUs; evaluations take "
+                    "none)" % executor_base.DEFAULT_GPUS_PER_RUN,
+    "cpus_per_run": "CPUs per training or evaluation task (default %d)"
+                    % executor_base.DEFAULT_CPUS_PER_RUN,
+    "retries": "retries of a failed task (default %d)" %
+               executor_base.DEFAULT_RETRIES,
+    "partition": "SLURM partition of the jobs",
+    "time_minutes": "time limit of a SLURM job (default %d); a job that "
+                    "reaches it or is pre-empted is requeued and resumes" %
+                    executor_base.DEFAULT_TIME_MINUTES,
+}
+_FLAG_METAVARS = {"time_minutes": "MINUTES"}
+
+
 def _add_resource_flags(run):
   """The flags that override the study file's [resources] table."""
-  run.add_argument("--gpus-per-run", type=_at_least(0, float, "a number"),
-                   default=None,
-                   help="GPUs per training on Ray/SLURM; a fraction shares a "
-                   "GPU (default %g where there are GPUs; evaluations take "
-                   "none)" % executor_base.DEFAULT_GPUS_PER_RUN)
-  run.add_argument("--cpus-per-run", type=_positive_int, default=None,
-                   help="CPUs per training or evaluation task (default %d)"
-                   % executor_base.DEFAULT_CPUS_PER_RUN)
-  run.add_argument("--retries", type=_at_least(0), default=None,
-                   help="retries of a failed task (default %d)" %
-                   executor_base.DEFAULT_RETRIES)
-  run.add_argument("--slurm-partition", type=_partition, default=None,
-                   dest="partition", help="SLURM partition of the jobs")
-  run.add_argument("--slurm-time", type=_positive_int, default=None,
-                   dest="time_minutes", metavar="MINUTES",
-                   help="time limit of a SLURM job (default %d); a job that "
-                   "reaches it or is pre-empted is requeued and resumes" %
-                   executor_base.DEFAULT_TIME_MINUTES)
+  for key, (check, description, flag) in study_lib.RESOURCES.items():
+    run.add_argument(flag, type=_FLAG_TYPES[check], default=None, dest=key,
+                     metavar=_FLAG_METAVARS.get(key),
+                     help=_FLAG_HELP.get(key, description))
 
 
 def _report(study, output_dir, outcomes):
@@ -127,9 +134,8 @@ def main(argv=None):
     output_dir = os.path.abspath(args.output)
     outcomes = None
     if args.command == "run":
-      overrides = {key: getattr(args, key) for key in (
-          "gpus_per_run", "cpus_per_run", "retries", "partition",
-          "time_minutes", "ray_address")}
+      overrides = {key: getattr(args, key) for key in
+                   list(study_lib.RESOURCES) + ["ray_address"]}
       outcomes = runner.run_study(study, output_dir, args.executor,
                                   args.jobs, overrides)
       print(runner.summarize(outcomes))

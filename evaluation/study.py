@@ -50,6 +50,23 @@ _MAX_SEED = 2**31 - 1
 # A SLURM partition, or a comma-separated list of them (written into sbatch).
 SLURM_PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
 
+# What a study may ask of the executors: each key of its [resources] table is
+# a field of evaluation.executors.base.Settings and has a flag of `sbd_study
+# run` that overrides it. Key -> (type check name, description, flag), in
+# the order of `sbd_study run --help`.
+RESOURCES = {
+    "gpus_per_run": ("non_negative_number",
+                     "GPUs per training (a fraction shares a GPU)",
+                     "--gpus-per-run"),
+    "cpus_per_run": ("positive_int", "CPUs per training or evaluation",
+                     "--cpus-per-run"),
+    "retries": ("non_negative_int", "retries of a failed task", "--retries"),
+    "partition": ("partition", "SLURM partition of the runs' jobs",
+                  "--slurm-partition"),
+    "time_minutes": ("positive_int", "time limit of each SLURM job",
+                     "--slurm-time"),
+}
+
 # The study file's keys: key -> (type check name, description). Tables map to
 # a nested dict; "{}" marks a table whose keys are names given elsewhere.
 SCHEMA = {
@@ -85,14 +102,8 @@ SCHEMA = {
         "heldout": ("pair", "[training dataset, held-out dataset]"),
     },
     # Defaults and use: evaluation.executors.base.Settings.
-    "resources": {
-        "partition": ("partition", "SLURM partition of the runs' jobs"),
-        "time_minutes": ("positive_int", "time limit of each SLURM job"),
-        "gpus_per_run": ("non_negative_number",
-                         "GPUs per training (a fraction shares a GPU)"),
-        "cpus_per_run": ("positive_int", "CPUs per training or evaluation"),
-        "retries": ("non_negative_int", "retries of a failed task"),
-    },
+    "resources": {key: (check, description)
+                  for key, (check, description, _) in RESOURCES.items()},
 }
 
 
@@ -139,7 +150,7 @@ class Study:
   baseline: str = BASELINE  # the decoder every other one is compared with
   metrics: Tuple[str, ...] = METRICS  # study metric names, in table order
   primary_metrics: Tuple[str, ...] = PRIMARY_METRICS
-  # The [resources] table as written (keys of SCHEMA["resources"]).
+  # The [resources] table as written (keys of RESOURCES).
   resources: Dict[str, object] = dataclasses.field(default_factory=dict)
 
 

@@ -82,7 +82,8 @@ def _add_resource_flags(run):
 
 def _report(study, output_dir, outcomes):
   """Rebuilds the report while holding the folder (no runner writes it)."""
-  # Imported here: the report draws with matplotlib, which nothing else needs.
+  # Imported here: the report loads matplotlib and dlib, which planning and
+  # running a study do not need.
   from evaluation import report  # pylint: disable=g-import-not-at-top
   if not os.path.isfile(layout.study_copy(output_dir)):
     raise study_lib.StudyError(

@@ -14,12 +14,13 @@ import pandas as pd
 
 from evaluation import faults
 from evaluation import layout
+from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from sbd_plugin import atomic
+from sbd_plugin import versions
 
-TRAIN_STATS = layout.TRAIN_STATS
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
-                "metric", "value"] + list(TRAIN_STATS) + ["model_dir"]
+                "metric", "value"] + list(layout.TRAIN_STATS) + ["model_dir"]
 
 
 def dlib_aggregate(output_dir):
@@ -61,9 +62,6 @@ def _unquote(value):
   return str(value).strip("'\"")
 
 
-REGULARISATION_KEYS = layout.REGULARISATION_KEYS
-
-
 def _regularisation(run, row):
   """The run's beta or gamma: as swept, else as training recorded it.
 
@@ -76,9 +74,9 @@ def _regularisation(run, row):
     Float, NaN if neither the sweep nor the training config sets one.
   """
   for key, value in run.sweep:
-    if key in REGULARISATION_KEYS:
+    if key in layout.REGULARISATION_KEYS:
       return float(value)
-  for key in REGULARISATION_KEYS:
+  for key in layout.REGULARISATION_KEYS:
     value = row.get(layout.train_config_key(key))
     if value is not None and pd.notna(value):
       return float(value)
@@ -104,17 +102,18 @@ def tidy_results(study, output_dir, wide=None):
     run = runs.get(_unquote(row.get(layout.MODEL_NAME_KEY, "")))
     # The worker names each evaluation after its study metric.
     metric = _unquote(row.get(layout.EVALUATION_NAME_KEY, ""))
-    if run is None or metric not in layout.METRIC_ROWS:
+    if run is None or metric not in metrics_lib.METRICS:
       continue
     common = {"run_id": run.run_id, "dataset": run.dataset,
               "model": run.model, "decoder": run.decoder, "seed": run.seed,
               "beta": _regularisation(run, row),
               "model_dir": layout.model_dir(study_lib.run_dir(output_dir,
                                                               run))}
-    for stat in TRAIN_STATS:
+    for stat in layout.TRAIN_STATS:
       common[stat] = _number(row.get(layout.train_stat_key(stat)))
-    for label, key in layout.METRIC_ROWS[metric]:
-      rows.append(dict(common, metric=label, value=_number(row.get(key))))
+    for result in metrics_lib.METRICS[metric].rows:
+      rows.append(dict(common, metric=result.label,
+                       value=_number(row.get(result.result_key))))
   frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
                             "metric"]).reset_index(drop=True)
@@ -126,7 +125,6 @@ def write_results(frame, output_dir):
   Returns:
     Tuple (csv path, versions json path).
   """
-  from sbd_plugin import versions  # pylint: disable=g-import-not-at-top
   os.makedirs(layout.results_dir(output_dir), exist_ok=True)
   csv_path = layout.results_csv(output_dir)
   # Model folders relative to the study folder: the same study run into two

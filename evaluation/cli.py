@@ -19,6 +19,8 @@ import sys
 from evaluation import executors
 from evaluation.executors import base as executor_base
 from evaluation import faults
+from evaluation import layout
+from evaluation import runner
 from evaluation import study as study_lib
 
 
@@ -49,36 +51,44 @@ def _partition(text):
   return text
 
 
+# The argparse type of each [resources] type check (study_lib.RESOURCES).
+_FLAG_TYPES = {"partition": _partition, "positive_int": _positive_int,
+               "non_negative_int": _at_least(0),
+               "non_negative_number": _at_least(0, float, "a number")}
+# What --help says of a resource flag beyond the study file's description.
+_FLAG_HELP = {
+    "gpus_per_run": "GPUs per training on Ray/SLURM; a fraction shares a "
+                    "GPU (default %g where there are GPUs; evaluations take "
+                    "none)" % executor_base.DEFAULT_GPUS_PER_RUN,
+    "cpus_per_run": "CPUs per training or evaluation task (default %d)"
+                    % executor_base.DEFAULT_CPUS_PER_RUN,
+    "retries": "retries of a failed task (default %d)" %
+               executor_base.DEFAULT_RETRIES,
+    "partition": "SLURM partition of the jobs",
+    "time_minutes": "time limit of a SLURM job (default %d); a job that "
+                    "reaches it or is pre-empted is requeued and resumes" %
+                    executor_base.DEFAULT_TIME_MINUTES,
+}
+_FLAG_METAVARS = {"time_minutes": "MINUTES"}
+
+
 def _add_resource_flags(run):
   """The flags that override the study file's [resources] table."""
-  run.add_argument("--gpus-per-run", type=_at_least(0, float, "a number"),
-                   default=None,
-                   help="GPUs per training on Ray/SLURM; a fraction shares a "
-                   "GPU (default %g where there are GPUs; evaluations take "
-                   "none)" % executor_base.DEFAULT_GPUS_PER_RUN)
-  run.add_argument("--cpus-per-run", type=_positive_int, default=None,
-                   help="CPUs per training or evaluation task (default %d)"
-                   % executor_base.DEFAULT_CPUS_PER_RUN)
-  run.add_argument("--retries", type=_at_least(0), default=None,
-                   help="retries of a failed task (default %d)" %
-                   executor_base.DEFAULT_RETRIES)
-  run.add_argument("--slurm-partition", type=_partition, default=None,
-                   dest="partition", help="SLURM partition of the jobs")
-  run.add_argument("--slurm-time", type=_positive_int, default=None,
-                   dest="time_minutes", metavar="MINUTES",
-                   help="time limit of a SLURM job (default %d); a job that "
-                   "reaches it or is pre-empted is requeued and resumes" %
-                   executor_base.DEFAULT_TIME_MINUTES)
+  for key, (check, description, flag) in study_lib.RESOURCES.items():
+    run.add_argument(flag, type=_FLAG_TYPES[check], default=None, dest=key,
+                     metavar=_FLAG_METAVARS.get(key),
+                     help=_FLAG_HELP.get(key, description))
 
 
 def _report(study, output_dir, outcomes):
   """Rebuilds the report while holding the folder (no runner writes it)."""
+  # Imported here: the report loads matplotlib and dlib, which planning and
+  # running a study do not need.
   from evaluation import report  # pylint: disable=g-import-not-at-top
-  from evaluation import runner  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(os.path.join(output_dir, runner.STUDY_COPY)):
+  if not os.path.isfile(layout.study_copy(output_dir)):
     raise study_lib.StudyError(
         "%s holds no study (no %s): run the study first." % (
-            output_dir, runner.STUDY_COPY))
+            output_dir, layout.STUDY_COPY))
   lock = runner.lock_output_dir(output_dir)
   try:
     faults.point("report")
@@ -122,14 +132,11 @@ def main(argv=None):
         print(run.run_id)
       print("%d runs" % len(study.runs))
       return 0
-    # Imported late: planning needs neither TensorFlow nor matplotlib.
-    from evaluation import runner  # pylint: disable=g-import-not-at-top
     output_dir = os.path.abspath(args.output)
     outcomes = None
     if args.command == "run":
-      overrides = {key: getattr(args, key) for key in (
-          "gpus_per_run", "cpus_per_run", "retries", "partition",
-          "time_minutes", "ray_address")}
+      overrides = {key: getattr(args, key) for key in
+                   list(study_lib.RESOURCES) + ["ray_address"]}
       outcomes = runner.run_study(study, output_dir, args.executor,
                                   args.jobs, overrides)
       print(runner.summarize(outcomes))

@@ -5,9 +5,9 @@ and metric, see evaluation/tables.py): per-seed metric distributions, the
 rate-distortion / reconstruction-vs-MIG plots across a beta sweep, and the
 seen vs held-out reconstruction errors per model and beta (the DataFrame of
 `analysis.heldout_errors`). Also what the report's figures share: decoder
-colours, metric display names (METRIC_NAMES), DPI and `save_png`. The
-figures of a model's latents (traversals, latent geometry) are in
-evaluation/latent_figures.py.
+colours, DPI and `save_png` (a metric row's display name is in its record,
+evaluation/metrics.py). The figures of a model's latents (traversals, latent
+geometry) are in evaluation/latent_figures.py.
 
 Each `*_figure` function returns the matplotlib Figure, so that figures can be
 checked without reading pixels, and the matching `plot_*` function writes it
@@ -26,6 +26,7 @@ import pandas as pd
 import seaborn as sns
 
 from evaluation import analysis
+from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
 from evaluation.tables import decoder_order
@@ -36,21 +37,6 @@ DPI = 110
 # The paper's pair takes the colours of dlib's pair (a study rarely has both).
 _FIXED_COLOURS = {"broadcast": "tab:blue", "deconv": "tab:orange",
                   "paper_broadcast": "tab:blue", "paper_deconv": "tab:orange"}
-METRIC_NAMES = {
-    "mig": "MIG", "factor_vae": "FactorVAE score",
-    "dci": "DCI disentanglement", "dci_completeness": "DCI completeness",
-    "dci_informativeness": "DCI informativeness (test acc.)",
-    "beta_vae": "BetaVAE score", "sap": "SAP score",
-    "modularity": "Modularity", "explicitness": "Explicitness (test)",
-    "irs": "IRS", "gaussian_total_correlation": "Gaussian total correlation",
-    "gaussian_wasserstein_correlation": "Gaussian Wasserstein correlation",
-    "gaussian_wasserstein_correlation_norm":
-        "Gaussian Wasserstein corr. (normalised)",
-    "mutual_info_score": "Mutual information score",
-    **{"downstream_%s_%d" % (key, size): "Downstream %s, %d train (test acc.)"
-       % (name, size) for key, name in (("lr", "log. regression"),
-                                        ("gbt", "boosted trees"))
-       for size in (10, 100, 1000, 10000)}}
 _UNKNOWN_BETA = "unknown"  # Shown for runs whose beta is not known (NaN).
 
 
@@ -211,7 +197,7 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
       _decoder_axis(ax, decoders, values["decoder"].value_counts(), 8)
       if r == 0 or every_title:
         # Wrapped: a long name would run into the next panel's title.
-        ax.set_title(textwrap.fill(METRIC_NAMES.get(metric, metric), 22),
+        ax.set_title(textwrap.fill(metrics_lib.display_name(metric), 22),
                      fontsize=10 if every_title else None)
       ax.set_ylabel(row_label + "\nscore" if c % columns == 0 else "",
                     fontsize=9)

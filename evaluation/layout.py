@@ -1,7 +1,8 @@
 """Where things are: a study folder's layout and the keys of dlib's result files.
 
 The one module that spells a path inside a study output folder or a key of
-dlib's result JSONs; every other module asks it. A study folder is:
+dlib's result JSONs (a metric's own result keys are in its record,
+evaluation/metrics.py); every other module asks it. A study folder is:
 
   <output>/study.toml                     copy of the study file (resume check)
   <output>/runs/<run_id>/run.json         the run's spec (evaluation.study.Run)
@@ -38,7 +39,6 @@ REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
 
 # Keys of dlib's aggregated results (`aggregate_results`), as flattened there.
 MODEL_NAME_KEY = "train_config.model.name"
-EVALUATION_FN_KEY = "evaluation_config.evaluation.evaluation_fn"
 # Every training statistic dlib's models record (FactorVAE has no elbo).
 TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 # The gin parameter that sets each model's regularisation strength (DIP-VAE:
@@ -46,47 +46,6 @@ TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
                        "dip_vae.lambda_od", "annealed_vae.c_max")
 EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
-
-# Every metric dlib ships, by its study name: the table rows it gives, each a
-# row label and the key of dlib's evaluation results it reads.
-_DOWNSTREAM_SIZES = (10, 100, 1000, 10000)  # dlib's study train sizes
-
-
-def _downstream_rows(prefix):
-  return tuple(("%s_%d" % (prefix, size),
-                "evaluation_results.%d:mean_test_accuracy" % size)
-               for size in _DOWNSTREAM_SIZES)
-
-
-METRIC_ROWS = {
-    "beta_vae": (("beta_vae", "evaluation_results.eval_accuracy"),),
-    "factor_vae": (("factor_vae", "evaluation_results.eval_accuracy"),),
-    "mig": (("mig", "evaluation_results.discrete_mig"),),
-    "dci": (("dci", "evaluation_results.disentanglement"),
-            ("dci_completeness", "evaluation_results.completeness"),
-            ("dci_informativeness",
-             "evaluation_results.informativeness_test")),
-    "sap": (("sap", "evaluation_results.SAP_score"),),
-    "modularity_explicitness": (
-        ("modularity", "evaluation_results.modularity_score"),
-        ("explicitness", "evaluation_results.explicitness_score_test")),
-    "irs": (("irs", "evaluation_results.IRS"),),
-    "unsupervised": (
-        ("gaussian_total_correlation",
-         "evaluation_results.gaussian_total_correlation"),
-        ("gaussian_wasserstein_correlation",
-         "evaluation_results.gaussian_wasserstein_correlation"),
-        ("gaussian_wasserstein_correlation_norm",
-         "evaluation_results.gaussian_wasserstein_correlation_norm"),
-        ("mutual_info_score", "evaluation_results.mutual_info_score")),
-    "downstream_logistic_regression": _downstream_rows("downstream_lr"),
-    "downstream_boosted_trees": _downstream_rows("downstream_gbt"),
-}
-
-
-def metric_labels(metrics):
-  """The table rows of the study metrics `metrics`, in order."""
-  return [label for metric in metrics for label, _ in METRIC_ROWS[metric]]
 
 
 def train_stat_key(stat):

@@ -8,6 +8,7 @@ Everything is derived from the study folder, so a report can be rebuilt at any
 time (`sbd_study report`), also for a partly finished or failed study.
 """
 import contextlib
+import dataclasses
 import json
 import os
 
@@ -20,13 +21,9 @@ from evaluation import latent_figures
 from evaluation import latent_geometry
 from evaluation import latent_traversals
 from evaluation import layout
+from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
-
-# dlib metrics that sample factors with the dataset's sample_factors and then
-# overwrite one factor across a batch (beta_vae.py, factor_vae.py): on a
-# held-out training set some of their images fall in the held-out region.
-_METRICS_FIXING_A_FACTOR = ("beta_vae", "factor_vae")
 
 
 def _factor_index(data, factor):
@@ -205,7 +202,8 @@ def _heldout_section(study, frame, output_dir):
   path = figures.plot_heldout_generalisation(
       errors, os.path.join(layout.figures_dir(output_dir),
                            "heldout_generalisation.png"), study.baseline)
-  fixing = [m for m in study.metrics if m in _METRICS_FIXING_A_FACTOR]
+  fixing = [m for m in study.metrics
+            if metrics_lib.METRICS[m].fixes_a_factor]
   caption = (
       "Mean reconstruction error per run on samples from the training "
       "region (`%s`, seen) and from the held-out region (`%s`), one panel "
@@ -260,76 +258,89 @@ def _colour_factors_note(datasets):
           "bins." % ", ".join("`%s`" % d for d in binned), ""]
 
 
-def build_report(study, output_dir, outcomes=None):
-  """Aggregates results, writes tables and figures and the Markdown report.
+@dataclasses.dataclass(frozen=True)
+class _Report:
+  """What every section of a report reads."""
+  study: study_lib.Study
+  output_dir: str
+  frame: pd.DataFrame  # The tidy results (aggregate.tidy_results).
+  csv_path: str
+  versions_path: str
+  outcomes: list  # runner.Outcome of the last execution, if any.
 
-  Building the model figures loads datasets with `analysis.load_dataset`,
-  which clears the process-wide gin config.
+  @property
+  def lower_is_better(self):
+    """The study's metric rows that are better when lower, in table order."""
+    return [label for label in metrics_lib.labels(self.study.metrics)
+            if metrics_lib.lower_is_better(label)]
 
-  Args:
-    study: evaluation.study.Study.
-    output_dir: The study folder.
-    outcomes: Optional list of runner.Outcome of the last execution.
 
-  Returns:
-    Path of the written report.md.
-  """
-  frame = aggregate.tidy_results(study, output_dir)
-  csv_path, versions_path = aggregate.write_results(frame, output_dir)
-  fig_dir = layout.figures_dir(output_dir)
-  os.makedirs(fig_dir, exist_ok=True)
-  lines = ["# Study `%s`" % study.name, ""]
-  if study.description:
-    lines += [study.description.strip(), ""]
-  finished = frame["run_id"].nunique() if len(frame) else 0
-  failed = [r for r in study.runs if not study_lib.is_finished(output_dir, r)]
-  lines += ["%d of %d runs finished. Results table (one row per run and "
-            "metric): [%s](%s). Library versions of every run: [%s](%s)." % (
-                finished, len(study.runs), os.path.basename(csv_path),
-                os.path.relpath(csv_path, output_dir),
-                os.path.basename(versions_path),
-                os.path.relpath(versions_path, output_dir)), ""]
-  lines += ["Stack: " + _versions_line(versions_path) + ".", ""]
-  lines += _colour_factors_note(dict.fromkeys(r.dataset for r in study.runs))
+def _title(r):
+  lines = ["# Study `%s`" % r.study.name, ""]
+  if r.study.description:
+    lines += [r.study.description.strip(), ""]
+  return lines
+
+
+def _runs(r):
+  """Runs finished, the stack, the factors' note and the failed runs."""
+  study, output_dir = r.study, r.output_dir
+  finished = r.frame["run_id"].nunique() if len(r.frame) else 0
+  failed = [run for run in study.runs
+            if not study_lib.is_finished(output_dir, run)]
+  lines = ["%d of %d runs finished. Results table (one row per run and "
+           "metric): [%s](%s). Library versions of every run: [%s](%s)." % (
+               finished, len(study.runs), os.path.basename(r.csv_path),
+               os.path.relpath(r.csv_path, output_dir),
+               os.path.basename(r.versions_path),
+               os.path.relpath(r.versions_path, output_dir)), ""]
+  lines += ["Stack: " + _versions_line(r.versions_path) + ".", ""]
+  lines += _colour_factors_note(dict.fromkeys(run.dataset
+                                              for run in study.runs))
   if failed:
     error_log = os.path.relpath(layout.error_path(
         layout.run_dir(output_dir, "<id>")), output_dir)
     lines += ["Unfinished or failed runs (see `%s`):" % error_log, ""]
-    errors = {o.run_id: o.error for o in (outcomes or [])}
-    lines += ["- `%s` %s" % (r.run_id, errors.get(r.run_id, ""))
-              for r in failed] + [""]
-  if not len(frame):
-    lines += ["No finished runs yet."]
-    return _write(output_dir, lines)
+    errors = {o.run_id: o.error for o in r.outcomes}
+    lines += ["- `%s` %s" % (run.run_id, errors.get(run.run_id, ""))
+              for run in failed] + [""]
+  return lines
 
-  table = tables.comparison_table(frame, study.baseline, study.primary_metrics)
+
+def _no_results(unused_r):
+  return ["No finished runs yet."]
+
+
+def _comparison(r):
+  """The comparison tables, how to read them, and the seeds they need."""
+  study, output_dir = r.study, r.output_dir
+  table = tables.comparison_table(r.frame, study.baseline,
+                                  study.primary_metrics)
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
-  secondary = [m for m in layout.metric_labels(study.metrics)
+  secondary = [m for m in metrics_lib.labels(study.metrics)
                if m not in study.primary_metrics]
-  lines += ["## Spatial Broadcast vs baseline", "",
-            "Per dataset, model, beta and metric: median [interquartile range] "
-            "over seeds per decoder (n = seeds); the difference of medians "
-            "against the baseline with its bootstrap percentile %d%% CI "
-            "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
-            "that a seed of the decoder scores higher than one of the baseline "
-            "(ties count half; 0.5 = no effect); p, the per-cell two-sided "
-            "Mann-Whitney U "
-            "p-value; and p Holm, corrected with Holm's method over all cells "
-            "of the primary metrics (%s) and separately over those of the "
-            "secondary ones (%s). Cells without a test (baseline rows, fewer "
-            "than 2 seeds) are not counted; cells whose seeds all tie count "
-            "with p = 1." % (
-                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
-                tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
-                ", ".join(secondary) or "none")]
-  lower = [m for m in layout.metric_labels(study.metrics)
-           if m in tables.LOWER_IS_BETTER]
-  if lower:
-    lines[-1] += " " + _lower_is_better_note(lower)
+  lines = ["## Spatial Broadcast vs baseline", "",
+           "Per dataset, model, beta and metric: median [interquartile range] "
+           "over seeds per decoder (n = seeds); the difference of medians "
+           "against the baseline with its bootstrap percentile %d%% CI "
+           "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
+           "that a seed of the decoder scores higher than one of the baseline "
+           "(ties count half; 0.5 = no effect); p, the per-cell two-sided "
+           "Mann-Whitney U "
+           "p-value; and p Holm, corrected with Holm's method over all cells "
+           "of the primary metrics (%s) and separately over those of the "
+           "secondary ones (%s). Cells without a test (baseline rows, fewer "
+           "than 2 seeds) are not counted; cells whose seeds all tie count "
+           "with p = 1." % (
+               round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
+               tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
+               ", ".join(secondary) or "none")]
+  if r.lower_is_better:
+    lines[-1] += " " + _lower_is_better_note(r.lower_is_better)
   lines += [""]
   with open([p for p in paths if p.endswith(".md")][0]) as f:
     lines += [f.read().strip(), ""]
-  seeds = len({r.seed for r in study.runs})
+  seeds = len({run.seed for run in study.runs})
   primary_tests = tables.num_tests(table, tables.PRIMARY)
   if primary_tests:
     needed = tables.seeds_needed(primary_tests)
@@ -346,29 +357,77 @@ def build_report(study, output_dir, outcomes=None):
   lines += ["Also as " + ", ".join("[%s](%s)" % (
       os.path.splitext(p)[1][1:].upper(), os.path.relpath(p, output_dir))
                                    for p in paths) + ".", ""]
+  return lines
 
-  lines += ["## Figures", ""]
+
+def _result_figures(r):
+  """The figures of the results table: metric distributions, rate-distortion."""
+  study, output_dir = r.study, r.output_dir
+  fig_dir = layout.figures_dir(output_dir)
+  lines = ["## Figures", ""]
   path = figures.plot_metric_distributions(
-      frame, os.path.join(fig_dir, "metric_distributions.png"),
-      study.baseline, layout.metric_labels(study.metrics))
+      r.frame, os.path.join(fig_dir, "metric_distributions.png"),
+      study.baseline, metrics_lib.labels(study.metrics))
   lines += _figure_section(
       "Metric distributions", path, output_dir,
       "Each point is one seed; the bar marks the median." +
-      (" " + _lower_is_better_note(lower) if lower else ""))
+      (" " + _lower_is_better_note(r.lower_is_better)
+       if r.lower_is_better else ""))
   path = figures.plot_rate_distortion(
-      frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
+      r.frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "
       "run, lines through the per-beta medians.")
-  model_figures = (study.figures.get("traversals", True) or
-                   study.figures.get("latent_geometry"))
-  for (dataset, model), runs in (_shown_runs(frame, study.baseline)
-                                 if model_figures else []):
+  return lines
+
+
+def _models(r):
+  """Each dataset and model's traversals and latent geometry, if asked."""
+  study = r.study
+  if not (study.figures.get("traversals", True) or
+          study.figures.get("latent_geometry")):
+    return []
+  lines = []
+  for (dataset, model), runs in _shown_runs(r.frame, study.baseline):
     data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
-    lines += _model_figures(data, dataset, model, runs, study, output_dir)
-  if study.figures.get("heldout"):
-    lines += _heldout_section(study, frame, output_dir)
+    lines += _model_figures(data, dataset, model, runs, study, r.output_dir)
+  return lines
+
+
+def _heldout(r):
+  if not r.study.figures.get("heldout"):
+    return []
+  return _heldout_section(r.study, r.frame, r.output_dir)
+
+
+# The report, section by section; without finished runs, only the first ones.
+_SECTIONS = (_title, _runs, _comparison, _result_figures, _models, _heldout)
+_SECTIONS_WITHOUT_RESULTS = (_title, _runs, _no_results)
+
+
+def build_report(study, output_dir, outcomes=None):
+  """Aggregates results, writes tables and figures and the Markdown report.
+
+  Building the model figures loads datasets with `analysis.load_dataset`,
+  which clears the process-wide gin config.
+
+  Args:
+    study: evaluation.study.Study.
+    output_dir: The study folder.
+    outcomes: Optional list of runner.Outcome of the last execution.
+
+  Returns:
+    Path of the written report.md.
+  """
+  frame = aggregate.tidy_results(study, output_dir)
+  csv_path, versions_path = aggregate.write_results(frame, output_dir)
+  os.makedirs(layout.figures_dir(output_dir), exist_ok=True)
+  report = _Report(study, output_dir, frame, csv_path, versions_path,
+                   list(outcomes or []))
+  lines = []
+  for section in _SECTIONS if len(frame) else _SECTIONS_WITHOUT_RESULTS:
+    lines += section(report)
   return _write(output_dir, lines)
 
 

@@ -39,7 +39,6 @@ from evaluation import worker
 from evaluation.executors import base
 from sbd_plugin import atomic
 
-STUDY_COPY = layout.STUDY_COPY
 # Seconds between looks at the tasks and at the trainings' progress files.
 POLL_SECONDS = 2.0
 

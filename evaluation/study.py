@@ -24,15 +24,14 @@ import tomllib
 from typing import Dict, List, Tuple
 
 from evaluation import layout
+from evaluation import metrics as metrics_lib
+from sbd_plugin import atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Kept here for the modules that already ask study for them.
-DONE_FILE = layout.DONE_FILE
-ERROR_FILE = layout.ERROR_FILE
 # Defaults of the study file's `metrics.names`, `metrics.primary` and
 # `baseline`.
-METRICS = ("mig", "factor_vae", "dci")
-PRIMARY_METRICS = ("mig", "factor_vae", "dci")
+METRICS = metrics_lib.DEFAULT_NAMES
+PRIMARY_METRICS = metrics_lib.DEFAULT_PRIMARY
 BASELINE = "deconv"
 # Study keys that become bindings of the runner's checkpointing (the defaults
 # live in gin: sbd_plugin.dlib_bridge.resumable_train.checkpoint_options).
@@ -50,6 +49,23 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _MAX_SEED = 2**31 - 1
 # A SLURM partition, or a comma-separated list of them (written into sbatch).
 SLURM_PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+
+# What a study may ask of the executors: each key of its [resources] table is
+# a field of evaluation.executors.base.Settings and has a flag of `sbd_study
+# run` that overrides it. Key -> (type check name, description, flag), in
+# the order of `sbd_study run --help`.
+RESOURCES = {
+    "gpus_per_run": ("non_negative_number",
+                     "GPUs per training (a fraction shares a GPU)",
+                     "--gpus-per-run"),
+    "cpus_per_run": ("positive_int", "CPUs per training or evaluation",
+                     "--cpus-per-run"),
+    "retries": ("non_negative_int", "retries of a failed task", "--retries"),
+    "partition": ("partition", "SLURM partition of the runs' jobs",
+                  "--slurm-partition"),
+    "time_minutes": ("positive_int", "time limit of each SLURM job",
+                     "--slurm-time"),
+}
 
 # The study file's keys: key -> (type check name, description). Tables map to
 # a nested dict; "{}" marks a table whose keys are names given elsewhere.
@@ -86,14 +102,8 @@ SCHEMA = {
         "heldout": ("pair", "[training dataset, held-out dataset]"),
     },
     # Defaults and use: evaluation.executors.base.Settings.
-    "resources": {
-        "partition": ("partition", "SLURM partition of the runs' jobs"),
-        "time_minutes": ("positive_int", "time limit of each SLURM job"),
-        "gpus_per_run": ("non_negative_number",
-                         "GPUs per training (a fraction shares a GPU)"),
-        "cpus_per_run": ("positive_int", "CPUs per training or evaluation"),
-        "retries": ("non_negative_int", "retries of a failed task"),
-    },
+    "resources": {key: (check, description)
+                  for key, (check, description, _) in RESOURCES.items()},
 }
 
 
@@ -140,7 +150,7 @@ class Study:
   baseline: str = BASELINE  # the decoder every other one is compared with
   metrics: Tuple[str, ...] = METRICS  # study metric names, in table order
   primary_metrics: Tuple[str, ...] = PRIMARY_METRICS
-  # The [resources] table as written (keys of SCHEMA["resources"]).
+  # The [resources] table as written (keys of RESOURCES).
   resources: Dict[str, object] = dataclasses.field(default_factory=dict)
 
 
@@ -193,10 +203,6 @@ def make_run_id(dataset, model, decoder, sweep, seed):
 
 
 # --- Validation -------------------------------------------------------------------
-
-
-def _type_name(value):
-  return type(value).__name__
 
 
 def _fail(field, message, value):
@@ -343,11 +349,11 @@ def _check_references(spec):
   metrics = spec.get("metrics", {})
   names = metrics.get("names", list(METRICS))
   for name in names:
-    if name not in layout.METRIC_ROWS:
+    if name not in metrics_lib.METRICS:
       raise StudyError("Study field `metrics.names` lists %r, which is not "
                        "one of dlib's metrics: %s." % (
-                           name, ", ".join(layout.METRIC_ROWS)))
-  labels = layout.metric_labels(names)
+                           name, ", ".join(metrics_lib.METRICS)))
+  labels = metrics_lib.labels(names)
   for label in metrics.get("primary", []):
     if label not in labels:
       raise StudyError("Study field `metrics.primary` lists %r, which is not "
@@ -426,7 +432,7 @@ def parse_study(path):
   metric_names = metrics.get("names", list(METRICS))
   metric_configs = tuple(
       (m, _resolve(metrics.get("configs", {}).get(
-          m, "gin_configs/metrics/%s.gin" % m), base)) for m in metric_names)
+          m, metrics_lib.METRICS[m].config), base)) for m in metric_names)
   postprocess_config = _resolve(spec.get("postprocess", {}).get(
       "config", "gin_configs/postprocess/mean.gin"), base)
   dataset_bindings = spec.get("dataset_bindings", {})
@@ -465,7 +471,7 @@ def parse_study(path):
                resources=dict(spec.get("resources", {})),
                primary_metrics=tuple(metrics.get("primary", [
                    m for m in PRIMARY_METRICS
-                   if m in layout.metric_labels(metric_names)])))
+                   if m in metrics_lib.labels(metric_names)])))
 
 
 def run_dir(output_dir, run):
@@ -487,7 +493,6 @@ def is_finished(output_dir, run):
   A marker or result cut short (a killed writer, a full disk) does not
   parse: such a run counts as unfinished and redoes the broken step.
   """
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   directory = run_dir(output_dir, run)
   paths = [layout.done_path(directory)] + [
       layout.step_result(step_dir, kind)

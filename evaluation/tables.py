@@ -32,14 +32,6 @@ TABLE_COLUMNS = GROUP_COLUMNS + [
     "ci_low", "ci_high", "prob_superiority", "p_value", "family", "p_holm",
     "note"]
 
-# Metric rows where lower is better: dlib's unsupervised scores measure
-# statistical dependence between the latents (0 = independent); every other
-# row is a score or an accuracy, higher better. The table reports differences
-# as they are; the report says how to read these rows.
-LOWER_IS_BETTER = frozenset((
-    "gaussian_total_correlation", "gaussian_wasserstein_correlation",
-    "gaussian_wasserstein_correlation_norm", "mutual_info_score"))
-
 # Multiple-testing families: Holm runs within each one separately.
 PRIMARY = "primary"
 SECONDARY = "secondary"

@@ -34,13 +34,15 @@ from evaluation import faults
 from evaluation import layout
 from evaluation import processes
 from evaluation import study as study_lib
+from sbd_plugin import atomic
+from sbd_plugin import machine
+from sbd_plugin import versions
 
 PHASES = ("train", "evaluate", "all")
 
 
 def step_done(step_dir, kind):
   """True once the dlib step in `step_dir` wrote a result that parses."""
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   return atomic.read_json(layout.step_result(step_dir, kind)) is not None
 
 
@@ -53,7 +55,6 @@ def _fresh(step_dir):
 @contextlib.contextmanager
 def _timed(directory, step):
   """Adds the seconds of the block to `timings.json` under `step` if it ends."""
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   start = time.time()
   yield
   path = layout.timings_path(directory)
@@ -74,8 +75,14 @@ def train(run, directory):
   model_dir = layout.model_dir(directory)
   if step_done(model_dir, "train"):
     return
-  # Imported here so that only a worker that trains loads TensorFlow.
-  from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
+  # Imported here: the trainer imports TensorFlow, which the runner process
+  # (it imports this module) never loads. dlib is adapted first, as for dlib's
+  # own commands.
+  # pylint: disable=g-import-not-at-top
+  from sbd_plugin import dlib_bridge
+  dlib_bridge.activate()
+  from sbd_plugin.dlib_bridge import resumable_train
+  # pylint: enable=g-import-not-at-top
   faults.point("train")
   with _timed(directory, "train"):
     resumable_train.train_with_gin(
@@ -97,12 +104,10 @@ def evaluate(run, directory):
   Raises:
     RuntimeError: if the run is not trained yet.
   """
+  # Imported here: dlib's steps import TensorFlow (see `train`).
   # pylint: disable=g-import-not-at-top
   from disentanglement_lib.evaluation import evaluate as dlib_evaluate
   from disentanglement_lib.postprocessing import postprocess
-  from sbd_plugin import atomic
-  from sbd_plugin import machine
-  from sbd_plugin import versions
   # pylint: enable=g-import-not-at-top
   model_dir = layout.model_dir(directory)
   if not step_done(model_dir, "train"):
@@ -177,7 +182,6 @@ def _execute(run, directory, phase):
   """Runs `phase` of `run`; once evaluated, writes DONE.json."""
   print("[worker] %s phase of %s starts at %.3f (pid %d)" % (
       phase, run.run_id, time.time(), os.getpid()), flush=True)
-  from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
   if phase in ("train", "all"):
     train(run, directory)
   if phase in ("evaluate", "all"):

@@ -1,28 +1,37 @@
 """sbd_plugin: Spatial Broadcast decoders and the paper's datasets for dlib.
 
-Importing this package (or anything from disentanglement_lib, once the plugin
-is installed) runs `sbd_plugin.dlib_bridge.activate()`, which adapts dlib to
-the current stack and registers the plugin's gin configurables and dataset
-names with dlib.
+Importing this package is cheap: it imports neither dlib nor TensorFlow, so
+the study runner and the light modules (`atomic`, `machine`, `versions`)
+start fast. dlib is adapted by `sbd_plugin.dlib_bridge.activate()`, which the
+import hook (`_sbd_plugin_hook.py`, installed as `sbd_plugin.pth`) runs as
+soon as anything imports `disentanglement_lib`; importing
+`sbd_plugin.datasets` or one of the names below runs it too (that also covers
+SBD_PLUGIN_DISABLE=1 and a dlib imported before the hook was installed).
 
 Layout: `dlib_bridge` (everything that touches dlib's internals),
 `architectures` (decoders and encoders), `datasets/` (generated datasets,
 registry, input pipeline), `versions` (the library versions recorded with
 every result).
 """
-import disentanglement_lib  # pylint: disable=unused-import
-from sbd_plugin import dlib_bridge
-
-# The import above activates through the hook; this covers SBD_PLUGIN_DISABLE=1
-# and a dlib imported before the hook was installed.
-dlib_bridge.activate()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from sbd_plugin.architectures import paper_conv_encoder
-from sbd_plugin.architectures import paper_deconv_decoder
-from sbd_plugin.architectures import spatial_broadcast_decoder
-from sbd_plugin.datasets.registry import PLUGIN_DATASETS
+import importlib
 
 __version__ = "0.1.0"
+# Name -> the module it lives in, imported on first use (PEP 562).
+_LAZY = {
+    "spatial_broadcast_decoder": "sbd_plugin.architectures",
+    "paper_conv_encoder": "sbd_plugin.architectures",
+    "paper_deconv_decoder": "sbd_plugin.architectures",
+    "PLUGIN_DATASETS": "sbd_plugin.datasets.registry",
+}
 __all__ = ["spatial_broadcast_decoder", "paper_conv_encoder",
            "paper_deconv_decoder", "PLUGIN_DATASETS", "dlib_bridge"]
+
+
+def __getattr__(name):
+  if name == "dlib_bridge":
+    return importlib.import_module("sbd_plugin.dlib_bridge")
+  if name not in _LAZY:
+    raise AttributeError("module 'sbd_plugin' has no attribute %r" % name)
+  # The configurables are meant for dlib's configs: adapt dlib first.
+  importlib.import_module("sbd_plugin.dlib_bridge").activate()
+  return getattr(importlib.import_module(_LAZY[name]), name)

@@ -11,6 +11,8 @@ import sys
 import textwrap
 import time
 
+from evaluation import metrics as metrics_lib
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 # dlib_evaluate's end-to-end test globs tiny_metrics/*.gin: the other seven
@@ -47,11 +49,7 @@ def run_tool(args, cwd=None, env=None, timeout=900, check=True):
 
 def tiny_metric_config(metric):
   """Path of a metric's tiny test config (few samples, seconds to run)."""
-  for folder in (TINY_METRICS, TINY_METRICS_EXTRA):
-    path = os.path.join(folder, metric + ".gin")
-    if os.path.exists(path):
-      return path
-  raise KeyError("no tiny test config for metric %r" % metric)
+  return os.path.join(REPO, metrics_lib.METRICS[metric].tiny_config)
 
 
 def study_toml(name="tiny", datasets=("colored_sprites",), models=("vae",),

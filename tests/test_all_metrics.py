@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from evaluation import layout
+from evaluation import metrics as metrics_lib
 from tests import helpers
 from tests.helpers import run_tool
 
 
 def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
-  metrics = list(layout.METRIC_ROWS)
+  metrics = list(metrics_lib.METRICS)
   spec = tmp_path / "all.toml"
   spec.write_text(helpers.study_toml(name="all_metrics", metrics=metrics))
   out = tmp_path / "out"
@@ -17,7 +17,7 @@ def test_a_study_with_every_dlib_metric_reports_every_row(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   frame = pd.read_csv(out / "results" / "results.csv")
   assert list(frame["metric"].unique()) == sorted(
-      layout.metric_labels(metrics))
+      metrics_lib.labels(metrics))
   measured = frame.dropna(subset=["value"])
   # The tiny downstream configs train on 10 and 100 examples only, and
   # logistic regression's cross-validation cannot fit those on scikit-learn

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from evaluation import aggregate
+from evaluation import layout
 from evaluation import study as study_lib
 from tests import helpers
 
@@ -31,10 +32,10 @@ def test_failing_runs_are_listed_and_do_not_stop_the_study(tiny_study):
   for run_id in BAD:
     assert "FAILED %s: ValueError: Unknown dataset name 'no_such_dataset'" % (
         run_id) in tiny_study.stdout
-    assert os.path.exists(out / "runs" / run_id / study_lib.ERROR_FILE)
-    assert not os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
+    assert os.path.exists(out / "runs" / run_id / layout.ERROR_FILE)
+    assert not os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
   for run_id in GOOD:
-    assert os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
+    assert os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
 
 
 def test_results_are_tidy_and_record_versions(tiny_study):
@@ -84,14 +85,14 @@ def test_rerun_redoes_killed_and_truncated_work_not_finished_work(
   # One run killed during evaluation: no DONE marker, a metric's folder
   # half-written.
   killed = copy / "runs" / GOOD[0]
-  os.remove(killed / study_lib.DONE_FILE)
+  os.remove(killed / layout.DONE_FILE)
   shutil.rmtree(killed / "metrics" / "mean" / "dci" / "results")
   # The other killed while writing: a result and the marker cut short.
   truncated = copy / "runs" / GOOD[1]
   mig = (truncated / "metrics" / "mean" / "mig" / "results" / "aggregate" /
          "evaluation.json")
   mig.write_text(mig.read_text()[:40])
-  (truncated / study_lib.DONE_FILE).write_text('{"run_id": ')
+  (truncated / layout.DONE_FILE).write_text('{"run_id": ')
   trained_at = {run_id: os.path.getmtime(
       copy / "runs" / run_id / "model" / "results" / "aggregate" /
       "train.json") for run_id in GOOD}
@@ -99,7 +100,7 @@ def test_rerun_redoes_killed_and_truncated_work_not_finished_work(
                      "--no-report", "--retries", "0"])
   assert "2 finished now, 0 finished earlier, 2 failed" in proc.stdout
   for run_id in GOOD:
-    with open(copy / "runs" / run_id / study_lib.DONE_FILE) as f:
+    with open(copy / "runs" / run_id / layout.DONE_FILE) as f:
       assert json.load(f)["run_id"] == run_id
     assert os.path.getmtime(
         copy / "runs" / run_id / "model" / "results" / "aggregate" /
@@ -141,7 +142,7 @@ def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
   # Both tasks ran, the training and then the evaluation (ray.wait on refs).
   log = (tmp_path / "out" / "runs" / GOOD[1] / "worker.log").read_text()
   assert re.findall(r"\[worker\] (\w+) phase", log) == ["train", "evaluate"]
-  with open(tmp_path / "out" / "runs" / GOOD[1] / study_lib.DONE_FILE) as f:
+  with open(tmp_path / "out" / "runs" / GOOD[1] / layout.DONE_FILE) as f:
     timings = json.load(f)["timings"]
   assert list(timings)[:2] == ["train", "postprocess"]
 
@@ -286,7 +287,7 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
                               (float("nan"), 30.0)):
     directory = study_lib.run_dir(str(tmp_path), run)
     # A finished run: its marker and every step's result parse.
-    for path in [os.path.join(directory, study_lib.DONE_FILE)] + [
+    for path in [os.path.join(directory, layout.DONE_FILE)] + [
         os.path.join(step_dir, "results", "aggregate", kind + ".json")
         for step_dir, kind in study_lib.step_results(directory, run)]:
       os.makedirs(os.path.dirname(path), exist_ok=True)

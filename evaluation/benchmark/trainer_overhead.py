@@ -312,7 +312,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   start = time.time()
-  import sbd_plugin  # pylint: disable=g-import-not-at-top,unused-import
+  from sbd_plugin import dlib_bridge  # pylint: disable=g-import-not-at-top
+  dlib_bridge.activate()
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.ERROR)
   _register_tiny_discriminator()

@@ -5,22 +5,10 @@
 and an unknown name fails here with the valid ones. The interface they share
 is `evaluation.executors.base.Executor`.
 """
-import importlib
-
 from evaluation import study as study_lib
+from sbd_plugin import lazy_table
 
-
-def _table(entries):
-  """A dict of (name, "module:Class") pairs that refuses a name twice."""
-  table = {}
-  for name, target in entries:
-    if name in table:
-      raise ValueError("Executor name %r is registered twice." % name)
-    table[name] = target
-  return table
-
-
-EXECUTORS = _table([
+EXECUTORS = lazy_table.LazyTable("Executor", [
     ("local", "evaluation.executors.local:LocalExecutor"),
     ("ray", "evaluation.executors.ray_cluster:RayExecutor"),
     ("slurm", "evaluation.executors.slurm:SlurmExecutor"),
@@ -43,5 +31,4 @@ def create(name, settings):
   if name not in EXECUTORS:
     raise study_lib.StudyError("Unknown executor %r: use one of %s." % (
         name, ", ".join(NAMES)))
-  module_name, _, attribute = EXECUTORS[name].partition(":")
-  return getattr(importlib.import_module(module_name), attribute)(settings)
+  return EXECUTORS.load(name)(settings)

@@ -12,3 +12,9 @@ factor structure), `room_renderer` (the procedural 3dshapes look-alike),
 TensorFlow adopts without a copy), `pipeline` (batched, parallel input for
 dlib's trainer).
 """
+from sbd_plugin import dlib_bridge
+
+# The dataset modules subclass dlib's classes, and activating imports them all
+# (to register their gin configurables): adapt dlib before any of them starts
+# loading, whichever is imported first.
+dlib_bridge.activate()

@@ -13,10 +13,9 @@ This module owns the names: `build` serves dlib's `dataset` configurable
 postprocess, evaluate (also with `dataset.name = "auto"`) and the
 visualisation scripts, and an unknown name fails here with the valid ones.
 """
-import collections.abc
-import importlib
 import os
 
+from sbd_plugin import lazy_table
 from sbd_plugin.datasets import data_dir
 
 # dlib 1.5's hard-coded dataset names (disentanglement_lib/data/ground_truth/
@@ -28,52 +27,11 @@ STOCK_DATASETS = (
     "mpi3d_real", "shapes3d", "dummy_data")
 
 
-class Registry(collections.abc.Mapping):
-  """A read-only table of names -> "module:attribute", imported on use."""
+class Registry(lazy_table.LazyTable):
+  """Dataset names -> "module:Class"; "." modules are in this package."""
 
   def __init__(self, taken, entries):
-    """Builds the table.
-
-    Args:
-      taken: Names the table must not shadow.
-      entries: (name, "module:attribute") pairs; a module starting with "."
-        is relative to sbd_plugin.datasets.
-
-    Raises:
-      ValueError: for a name given twice or taken, or a malformed target.
-    """
-    self._taken = frozenset(taken)
-    self._targets = {}
-    for name, target in entries:
-      module_name, _, attribute = target.partition(":")
-      if not module_name or not attribute:
-        raise ValueError("Dataset %r: %r is not 'module:attribute'." %
-                         (name, target))
-      if name in self._targets or name in self._taken:
-        raise ValueError("Dataset name %r is registered twice." % name)
-      self._targets[name] = target
-
-  def __getitem__(self, name):
-    return self._targets[name]
-
-  def __iter__(self):
-    return iter(self._targets)
-
-  def __len__(self):
-    return len(self._targets)
-
-  def modules(self):
-    """Returns the sorted names of the modules the table points to."""
-    return sorted({t.partition(":")[0] for t in self._targets.values()})
-
-  def load(self, name):
-    """Imports and returns the class (or function) that builds `name`."""
-    module_name, _, attribute = self._targets[name].partition(":")
-    return getattr(_import(module_name), attribute)
-
-
-def _import(module_name):
-  return importlib.import_module(module_name, package=__package__)
+    super().__init__("Dataset", entries, taken=taken, package=__package__)
 
 
 PLUGIN_DATASETS = Registry(STOCK_DATASETS, [
@@ -88,7 +46,7 @@ PLUGIN_DATASETS = Registry(STOCK_DATASETS, [
 def import_dataset_modules():
   """Imports every dataset module, registering their gin configurables."""
   for module_name in PLUGIN_DATASETS.modules():
-    _import(module_name)
+    PLUGIN_DATASETS.import_module(module_name)
 
 
 def is_plugin_name(name):

@@ -10,7 +10,9 @@ function per fix, each naming the dlib file it fixes and why.
 `activate()` is the only entry point. It runs right after the
 `disentanglement_lib` package is imported (see `_sbd_plugin_hook.py`, installed
 as a `.pth` file), before any dlib submodule loads, so the stock `dlib_*`
-scripts pick the fixes up too; `import sbd_plugin` calls it as well.
+scripts pick the fixes up too; importing `sbd_plugin.datasets` calls it as
+well. Importing this package is cheap: the fixes import dlib and TensorFlow
+only when applied.
 """
 import logging
 
@@ -26,6 +28,7 @@ FIXES = (stack_fixes.FIXES + reproducibility.FIXES + parallel_metrics.FIXES +
          stack_fixes.METRIC_FIXES + safe_loading.FIXES + plugin_hooks.HOOKS)
 
 _ACTIVE = []
+_STARTED = []  # Set on entry: a nested call (an import during a fix) returns.
 
 
 def activate():
@@ -38,9 +41,13 @@ def activate():
     ImportError: if the installed stack cannot run dlib (see
       `versions.check_stack`).
   """
-  if not _ACTIVE:
+  # With the hook installed, a first import of dlib activates right here
+  # (a nested call); the fixes must find dlib's package imported in any case.
+  import disentanglement_lib  # pylint: disable=g-import-not-at-top,unused-import
+  if not _STARTED:
     for warning in versions.check_stack():
       logging.warning("sbd_plugin: %s", warning)
+    _STARTED.append(True)
     for fix in FIXES:
       fix.apply()
       _ACTIVE.append(fix.name)

@@ -1,0 +1,52 @@
+"""The [resources] keys, executor settings and `sbd_study run` flags agree.
+
+`evaluation.study.RESOURCES` is the one list: each key is checked in a study
+file's [resources] table, is a field of `executors.base.Settings`, and has a
+flag of `sbd_study run` that overrides the file.
+"""
+import dataclasses
+
+import pytest
+
+from evaluation import cli
+from evaluation import runner
+from evaluation import study as study_lib
+from evaluation.executors import base
+from tests.helpers import study_toml
+
+# A valid value of each type check, as the file writes it and as a flag.
+_VALUES = {"partition": ("gpu", "gpu"), "positive_int": (3, "3"),
+           "non_negative_int": (2, "2"), "non_negative_number": (0.5, "0.5")}
+
+
+def _study(tmp_path, resources=""):
+  path = tmp_path / "s.toml"
+  path.write_text(study_toml(extra="[resources]\n" + resources))
+  return study_lib.parse_study(str(path))
+
+
+def test_every_resource_key_is_a_settings_field():
+  fields = {f.name for f in dataclasses.fields(base.Settings)}
+  assert set(study_lib.RESOURCES) <= fields
+  assert set(study_lib.SCHEMA["resources"]) == set(study_lib.RESOURCES)
+
+
+@pytest.mark.parametrize("key", sorted(study_lib.RESOURCES))
+def test_a_resource_set_in_the_file_is_overridden_by_its_flag(key, tmp_path):
+  check, _, flag = study_lib.RESOURCES[key]
+  value, text = _VALUES[check]
+  study = _study(tmp_path, "%s = %r\n" % (key, value))
+  from_file = runner.settings(study, str(tmp_path))
+  assert getattr(from_file, key) == value
+  args = cli._parser().parse_args(  # pylint: disable=protected-access
+      ["run", "s.toml", "--output", "o", flag, text])
+  overrides = {k: getattr(args, k) for k in study_lib.RESOURCES}
+  assert overrides[key] is not None
+  both = runner.settings(study, str(tmp_path), overrides)
+  assert getattr(both, key) == overrides[key]
+
+
+@pytest.mark.parametrize("key", sorted(study_lib.RESOURCES))
+def test_a_bad_resource_value_names_the_field(key, tmp_path):
+  with pytest.raises(study_lib.StudyError, match="resources.%s" % key):
+    _study(tmp_path, "%s = -1\n" % key)

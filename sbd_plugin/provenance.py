@@ -16,6 +16,7 @@ SOURCE_KEY = "source"
 DATA_KEY = "data"
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _GIT_TIMEOUT_SECONDS = 20
+_MAX_CHANGED = 20  # modified files listed in the record
 
 
 def _git(args, cwd):
@@ -25,7 +26,8 @@ def _git(args, cwd):
                           text=True, timeout=_GIT_TIMEOUT_SECONDS, check=False)
   except (OSError, subprocess.SubprocessError):
     return None
-  return proc.stdout.strip() if proc.returncode == 0 else None
+  # Only the end is stripped: a porcelain status line starts with a space.
+  return proc.stdout.rstrip() if proc.returncode == 0 else None
 
 
 def _installed_version():
@@ -44,12 +46,13 @@ def source_revision(package_dir=_PACKAGE_DIR):
   Returns:
     Dict: `version` (installed version or None); `commit` (the checkout's
     HEAD, None if not a checkout or git is missing); `modified` (True if a
-    tracked file differs from the commit or an untracked, not ignored file
-    exists in the checkout; None when `commit` is None); `checkout` (its
-    top folder or None); `note` (why there is no commit, "" otherwise).
+    tracked file differs from the commit; untracked files, such as study
+    outputs inside the checkout, do not count; None when `commit` is None);
+    `changed` (up to `_MAX_CHANGED` of those files); `checkout` (its top
+    folder or None); `note` (why there is no commit, "" otherwise).
   """
   record = {"version": _installed_version(), "commit": None,
-            "modified": None, "checkout": None, "note": ""}
+            "modified": None, "changed": [], "checkout": None, "note": ""}
   top = _git(["rev-parse", "--show-toplevel"], package_dir)
   if top is None:
     record["note"] = ("not a git checkout, or git is not installed: only "
@@ -64,8 +67,11 @@ def source_revision(package_dir=_PACKAGE_DIR):
                       "is known" % top)
     return record
   record["commit"] = _git(["rev-parse", "HEAD"], package_dir)
-  status = _git(["status", "--porcelain"], top)
-  record["modified"] = None if status is None else bool(status)
+  status = _git(["status", "--porcelain", "--untracked-files=no"], top)
+  if status is not None:
+    changed = [line[3:] for line in status.splitlines()]
+    record["modified"] = bool(changed)
+    record["changed"] = changed[:_MAX_CHANGED]
   record["checkout"] = top
   return record
 

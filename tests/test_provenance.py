@@ -35,7 +35,8 @@ def _git(cwd, *args):
 def test_revision_of_this_checkout():
   record = provenance.source_revision()
   assert record["commit"] == _git(REPO, "rev-parse", "HEAD")
-  assert record["modified"] == bool(_git(REPO, "status", "--porcelain"))
+  assert record["modified"] == bool(_git(REPO, "status", "--porcelain",
+                                         "--untracked-files=no"))
   assert os.path.samefile(record["checkout"], REPO)
 
 
@@ -50,8 +51,14 @@ def test_a_modified_tree_is_recorded_as_modified(tmp_path):
   clean = provenance.source_revision(str(package))
   assert clean["commit"] == _git(tmp_path / "repo", "rev-parse", "HEAD")
   assert clean["modified"] is False
+  # A study's output inside the checkout is not a change of the code.
+  (tmp_path / "repo" / "out").mkdir()
+  (tmp_path / "repo" / "out" / "results.csv").write_text("a\n")
+  assert provenance.source_revision(str(package))["modified"] is False
   (package / "__init__.py").write_text("x = 2\n")
-  assert provenance.source_revision(str(package))["modified"] is True
+  modified = provenance.source_revision(str(package))
+  assert modified["modified"] is True
+  assert modified["changed"] == ["sbd_plugin/__init__.py"]
   assert provenance.describe_revision(
       provenance.source_revision(str(package))) == "commit %s (modified)" % (
           clean["commit"][:12])

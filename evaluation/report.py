@@ -449,6 +449,10 @@ def build_report(study, output_dir, outcomes=None):
 
   Returns:
     Path of the written report.md.
+
+  Raises:
+    StudyError: before writing anything, if the folder has nothing to report
+      or its runs/ would give fewer results than it already has.
   """
   frame, from_runs = _report_source(study, output_dir)
   csv_path = layout.results_csv(output_dir)

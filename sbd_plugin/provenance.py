@@ -17,6 +17,7 @@ DATA_KEY = "data"
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _GIT_TIMEOUT_SECONDS = 20
 _MAX_CHANGED = 20  # modified files listed in the record
+NOT_RECORDED = "not recorded"  # a run made before these were recorded
 
 
 def _git(args, cwd):
@@ -79,7 +80,7 @@ def source_revision(package_dir=_PACKAGE_DIR):
 def describe_revision(record):
   """One line for a report: "commit 1a2b3c4 (modified)", "not recorded"."""
   if not record:
-    return "not recorded"
+    return NOT_RECORDED
   if record.get("commit"):
     state = {True: "modified", False: "clean"}.get(record.get("modified"),
                                                    "state unknown")

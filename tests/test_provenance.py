@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from evaluation import report
+from evaluation import provenance_report
 from sbd_plugin import provenance
 from sbd_plugin.datasets import cache
 from sbd_plugin.datasets import sources
@@ -140,7 +140,7 @@ def test_report_says_when_all_runs_share_one_revision_and_data(tmp_path):
   data = {"dataset": "colored_sprites", "sources": [
       {"what": "dSprites masks", "kind": "file", "path": "/d/ds.npz",
        "sha256": "f" * 64}]}
-  lines = report._provenance_lines(  # pylint: disable=protected-access
+  lines = provenance_report.provenance_lines(
       _versions(tmp_path / "v.json", {"r1": rev, "r2": rev},
                 {"r1": data, "r2": data}), ["r1", "r2"])
   text = "\n".join(lines)
@@ -154,7 +154,7 @@ def test_report_says_when_all_runs_share_one_revision_and_data(tmp_path):
 def test_report_lists_the_runs_of_each_revision_when_they_differ(tmp_path):
   a = {"commit": "a" * 40, "modified": False}
   b = {"commit": "b" * 40, "modified": True}
-  lines = report._provenance_lines(  # pylint: disable=protected-access
+  lines = provenance_report.provenance_lines(
       _versions(tmp_path / "v.json", {"r1": a, "r2": b}, {}),
       ["r1", "r2", "r3"])
   assert "Plugin source: the runs differ (3 kinds):" in lines

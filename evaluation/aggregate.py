@@ -7,6 +7,7 @@ versions. Only results that parse are aggregated, and every table is written
 atomically, so a killed or half-written step never breaks a report.
 """
 import glob
+import io
 import logging
 import os
 
@@ -17,14 +18,51 @@ from evaluation import layout
 from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from sbd_plugin import atomic
+from sbd_plugin import provenance
 from sbd_plugin import versions
 
 TIDY_COLUMNS = ["run_id", "dataset", "model", "decoder", "seed", "beta",
                 "metric", "value"] + list(layout.TRAIN_STATS) + ["model_dir"]
 
 
+def dlib_results_text(output_dir):
+  """dlib's aggregated results of the study as JSON text, written nowhere.
+
+  What dlib's `aggregate_results_to_json` writes, over the metric results
+  that parse (a metric cut short belongs to an unfinished run, which will
+  redo it).
+
+  Args:
+    output_dir: Study output folder.
+
+  Returns:
+    String of JSON, None if nothing was evaluated yet.
+  """
+  from disentanglement_lib.utils import aggregate_results  # pylint: disable=g-import-not-at-top
+  files = []
+  for path in sorted(glob.glob(layout.evaluation_json_pattern(output_dir))):
+    if atomic.read_json(path) is None:
+      logging.warning("Skipping %s: it does not parse.", path)
+    else:
+      files.append(path)
+  if not files:
+    return None
+  return pd.DataFrame([aggregate_results._load(p) for p in files]).to_json()  # pylint: disable=protected-access
+
+
+def dlib_frame(text):
+  """dlib's wide DataFrame (one row per evaluation) from `dlib_results_text`.
+
+  Reads it as dlib's `load_aggregated_json_results` reads its file; an empty
+  DataFrame for None.
+  """
+  if text is None:
+    return pd.DataFrame()
+  return pd.read_json(io.StringIO(text), orient="columns")
+
+
 def dlib_aggregate(output_dir):
-  """Runs dlib's aggregation over the study; returns its DataFrame.
+  """Runs dlib's aggregation over the study, writes it; returns its DataFrame.
 
   Args:
     output_dir: Study output folder.
@@ -33,24 +71,18 @@ def dlib_aggregate(output_dir):
     pandas DataFrame in dlib's wide format (one row per evaluation), empty
     if nothing was evaluated yet.
   """
-  from disentanglement_lib.utils import aggregate_results  # pylint: disable=g-import-not-at-top
-  files = []
-  for path in sorted(glob.glob(layout.evaluation_json_pattern(output_dir))):
-    if atomic.read_json(path) is None:
-      # A metric cut short: its run is unfinished and will redo it.
-      logging.warning("Skipping %s: it does not parse.", path)
-    else:
-      files.append(path)
-  if not files:
-    return pd.DataFrame()
-  # dlib's aggregate_results_to_json, over the files that parse, written
-  # atomically.
-  frame = pd.DataFrame([aggregate_results._load(p) for p in files])  # pylint: disable=protected-access
+  text = dlib_results_text(output_dir)
+  if text is not None:
+    write_dlib_results(text, output_dir)
+  return dlib_frame(text)
+
+
+def write_dlib_results(text, output_dir):
+  """Writes `dlib_results_text` to results/dlib_results.json, atomically."""
   path = layout.dlib_results_json(output_dir)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  atomic.write_text(path, frame.to_json())
+  atomic.write_text(path, text)
   faults.point("aggregate")
-  return aggregate_results.load_aggregated_json_results(path)
 
 
 def _number(value):
@@ -119,13 +151,106 @@ def tidy_results(study, output_dir, wide=None):
                             "metric"]).reset_index(drop=True)
 
 
-def write_results(frame, output_dir):
-  """Writes the tidy table and the library versions next to it.
+def read_results(output_dir):
+  """The study folder's results/results.csv as a tidy frame, or None.
+
+  Model folders are made absolute again (the file holds them relative to the
+  study folder).
+
+  Raises:
+    StudyError: if the file exists but is not a results table.
+  """
+  path = layout.results_csv(output_dir)
+  if not os.path.exists(path):
+    return None
+  try:
+    # round_trip: the floats exactly as written (the default parser can
+    # differ in the last bit, and a quartile in the third decimal).
+    frame = pd.read_csv(path, dtype={"run_id": str, "metric": str},
+                        float_precision="round_trip")
+  except (ValueError, pd.errors.ParserError) as e:
+    raise study_lib.StudyError("%s does not parse as a results table (%s); "
+                               "restore it or move it away." % (path, e))
+  missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
+  if missing:
+    raise study_lib.StudyError("%s lacks the columns %s; restore it or move "
+                               "it away." % (path, ", ".join(missing)))
+  return frame.assign(model_dir=[os.path.join(output_dir, str(p))
+                                 for p in frame["model_dir"]])
+
+
+def _recorded_runs(output_dir):
+  """Every finished run's DONE.json, by run id."""
+  recorded = {}
+  for path in sorted(glob.glob(layout.done_pattern(output_dir))):
+    done = atomic.read_json(path)
+    if done is not None:
+      recorded[done["run_id"]] = done
+  return recorded
+
+
+def _listed(items, limit=8):
+  items = sorted(items)
+  text = ", ".join(items[:limit])
+  return text + (" and %d more" % (len(items) - limit)
+                 if len(items) > limit else "")
+
+
+def check_nothing_lost(frame, output_dir):
+  """Refuses to replace the folder's results with fewer.
+
+  Args:
+    frame: The tidy results about to be written (`tidy_results`).
+    output_dir: Study output folder.
+
+  Raises:
+    StudyError: naming what would be lost, if results/results.csv has a
+      (run, metric) row `frame` lacks or results/versions.json records a run
+      no DONE.json records now.
+  """
+  kept = read_results(output_dir)
+  if kept is not None and len(kept):
+    new = set(zip(frame["run_id"], frame["metric"]))
+    lost = [(r, m) for r, m in zip(kept["run_id"], kept["metric"])
+            if (r, m) not in new]
+    if lost:
+      runs = {r for r, _ in lost}
+      raise study_lib.StudyError(
+          "Not rebuilding the report of %s: %s has %d rows of %d runs, but "
+          "the finished runs in %s give %d rows of %d runs; %d rows of %d "
+          "runs would be lost (%s). Nothing was written. Restore the missing "
+          "runs, or move %s away to report from runs/ alone." % (
+              output_dir, layout.results_csv(output_dir), len(kept),
+              kept["run_id"].nunique(), layout.runs_dir(output_dir),
+              len(frame), frame["run_id"].nunique(), len(lost), len(runs),
+              _listed(runs), layout.results_dir(output_dir)))
+  versions = atomic.read_json(layout.versions_json(output_dir)) or {}
+  lost = set(versions.get("runs") or {}) - set(_recorded_runs(output_dir))
+  if lost:
+    raise study_lib.StudyError(
+        "Not rebuilding the report of %s: %s records %d runs whose DONE.json "
+        "is gone (%s). Nothing was written. Restore them, or move %s away "
+        "to report from runs/ alone." % (
+            output_dir, layout.versions_json(output_dir), len(lost),
+            _listed(lost), layout.results_dir(output_dir)))
+
+
+def write_results(frame, output_dir, dlib_text=None):
+  """Writes the tidy table and what every run came from next to it.
+
+  Call `check_nothing_lost` first.
+
+  Args:
+    frame: Tidy results (`tidy_results`).
+    output_dir: Study output folder.
+    dlib_text: Optional `dlib_results_text`, written as dlib_results.json.
 
   Returns:
     Tuple (csv path, versions json path).
   """
   os.makedirs(layout.results_dir(output_dir), exist_ok=True)
+  if dlib_text is not None:
+    write_dlib_results(dlib_text, output_dir)
   csv_path = layout.results_csv(output_dir)
   # Model folders relative to the study folder: the same study run into two
   # folders gives the same table.
@@ -133,13 +258,16 @@ def write_results(frame, output_dir):
                                      for p in frame["model_dir"]])
   atomic.write_text(csv_path, relative.to_csv(index=False))
   versions_path = layout.versions_json(output_dir)
-  recorded, machines = {}, {}
-  for path in sorted(glob.glob(layout.done_pattern(output_dir))):
-    done = atomic.read_json(path)
-    if done is not None:
-      recorded[done["run_id"]] = done["versions"]
-      machines[done["run_id"]] = done.get("machine")
+  done = _recorded_runs(output_dir)
   atomic.write_json(versions_path, {
-      "aggregated_with": versions.library_versions(), "runs": recorded,
-      "machines": machines}, indent=1, sort_keys=True)
+      "aggregated_with": versions.library_versions(),
+      "aggregated_with_source": provenance.source_revision(),
+      "runs": {r: d["versions"] for r, d in done.items()},
+      "machines": {r: d.get("machine") for r, d in done.items()},
+      # Absent from runs made before they were recorded: None.
+      layout.VERSIONS_SOURCES: {r: d.get(provenance.SOURCE_KEY)
+                                for r, d in done.items()},
+      layout.VERSIONS_DATA: {r: d.get(provenance.DATA_KEY)
+                             for r, d in done.items()}},
+                    indent=1, sort_keys=True)
   return csv_path, versions_path

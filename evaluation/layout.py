@@ -17,7 +17,8 @@ evaluation/metrics.py); every other module asks it. A study folder is:
   <output>/slurm/                         submitit's job files and logs
   <output>/results/                       aggregated tables
   <output>/figures/                       the report's figures
-  <output>/report.md
+  <output>/report.md                      written by `sbd_study report`
+  <output>/findings.md                    hand-written; report.md includes it
 
 Within each dlib step folder, dlib writes `results/aggregate/<kind>.json`
 (kind: train, postprocess or evaluation) and `results/gin/<kind>.gin`.
@@ -33,6 +34,10 @@ TIMINGS_FILE = "timings.json"
 PROGRESS_FILE = "progress.json"  # In the model folder, while training runs.
 SLURM_DIR = "slurm"
 REPORT = "report.md"
+FINDINGS = "findings.md"  # Hand-written; the report includes, never writes it.
+# results/versions.json's per-run tables of what each run came from.
+VERSIONS_SOURCES = "sources"  # the plugin's source revision
+VERSIONS_DATA = "data"  # the dataset's source
 REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
 
 # --- dlib's result keys -------------------------------------------------------
@@ -110,6 +115,10 @@ def figures_dir(output_dir):
 
 def report_path(output_dir):
   return os.path.join(output_dir, REPORT)
+
+
+def findings_path(output_dir):
+  return os.path.join(output_dir, FINDINGS)
 
 
 def evaluation_json_pattern(output_dir):

@@ -5,12 +5,18 @@ from evaluation.tables, numbers from trained models from evaluation.analysis,
 latent_traversals and latent_geometry, the figures from evaluation.figures and
 latent_figures; paths from evaluation.layout.
 Everything is derived from the study folder, so a report can be rebuilt at any
-time (`sbd_study report`), also for a partly finished or failed study.
+time (`sbd_study report`), also for a partly finished or failed study. It
+never replaces results with fewer (`aggregate.check_nothing_lost`): a folder
+without `runs/` (a published study) is reported from its results/results.csv,
+which is then not rewritten, and the figures drawn from trained models are
+kept with their captions. Hand-written text lives in findings.md beside
+report.md: the report includes it and never writes it.
 """
 import contextlib
 import dataclasses
 import json
 import os
+import re
 
 import pandas as pd
 
@@ -22,8 +28,10 @@ from evaluation import latent_geometry
 from evaluation import latent_traversals
 from evaluation import layout
 from evaluation import metrics as metrics_lib
+from evaluation import provenance_report
 from evaluation import study as study_lib
 from evaluation import tables
+from sbd_plugin import atomic
 
 
 def _factor_index(data, factor):
@@ -87,12 +95,109 @@ def _figure_section(title, path, report_dir, caption):
 
 
 def _versions_line(versions_path):
-  with open(versions_path) as f:
-    v = json.load(f)["aggregated_with"]
+  v = (_read_versions(versions_path) or {}).get("aggregated_with")
+  if not v:
+    return "not recorded (no %s)" % os.path.basename(versions_path)
   keys = ("python", "tensorflow", "tensorflow-probability", "tensorflow-hub",
           "gin-config", "numpy", "scikit-learn", "scipy",
           "disentanglement-lib", "sbd_plugin")
   return ", ".join("%s %s" % (k, v.get(k)) for k in keys)
+
+
+def _read_versions(versions_path):
+  try:
+    with open(versions_path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _findings_lines(output_dir):
+  """The hand-written findings.md beside report.md, included as it is."""
+  path = layout.findings_path(output_dir)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [f.read().strip(), ""]
+
+
+_SECTION = re.compile(r"^### ", re.MULTILINE)
+_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
+
+
+def _kept_figure_sections(output_dir, redrawn):
+  """The figures this report cannot redraw, with their last captions.
+
+  A study folder without runs/ has no trained models: the figures drawn from
+  them stay as they are, and so do their sections of the last report.md
+  (caption included), in their order there; a figure the last report does
+  not show gets a plain caption.
+
+  Args:
+    output_dir: The study folder.
+    redrawn: Paths of the figures this report draws again.
+
+  Returns:
+    List of Markdown lines.
+  """
+  fig_dir = layout.figures_dir(output_dir)
+  old = ""
+  if os.path.exists(layout.report_path(output_dir)):
+    with open(layout.report_path(output_dir)) as f:
+      old = f.read()
+  sections = {}
+  for block in _SECTION.split(old)[1:]:
+    block = block.split("\n## ")[0]  # a section ends at the next chapter
+    image = _IMAGE.search(block)
+    if image:
+      path = os.path.normpath(os.path.join(output_dir, image.group(1)))
+      sections.setdefault(path, ("### " + block).strip().split("\n"))
+  redrawn = {os.path.normpath(p) for p in redrawn}
+  figures_here = sorted(
+      os.path.normpath(os.path.join(fig_dir, name))
+      for name in (os.listdir(fig_dir) if os.path.isdir(fig_dir) else [])
+      if name.endswith(".png"))
+  lines = []
+  for path in [p for p in sections if p in figures_here] + [
+      p for p in figures_here if p not in sections]:
+    if path in redrawn:
+      continue
+    if path in sections:
+      lines += sections[path] + [""]
+    else:
+      name = os.path.splitext(os.path.basename(path))[0]
+      lines += _figure_section(name, path, output_dir, "Drawn from the "
+                               "trained models when they were here.")
+  return lines
+
+
+def _report_source(study, output_dir):
+  """The results to report, checked and written; where they came from.
+
+  Returns:
+    Tuple (frame, from_runs): from_runs is False for a folder without
+    runs/, reported from its results/results.csv (which is not rewritten).
+
+  Raises:
+    StudyError: if the folder has nothing to report from, or reporting from
+      its runs/ would replace results with fewer.
+  """
+  if os.path.isdir(layout.runs_dir(output_dir)):
+    text = aggregate.dlib_results_text(output_dir)
+    frame = aggregate.tidy_results(study, output_dir,
+                                   aggregate.dlib_frame(text))
+    aggregate.check_nothing_lost(frame, output_dir)
+    aggregate.write_results(frame, output_dir, text)
+    return frame, True
+  frame = aggregate.read_results(output_dir)
+  if frame is None or not len(frame):
+    raise study_lib.StudyError(
+        "%s has no %s and %s: nothing to report. Run the study into this "
+        "folder first." % (output_dir, layout.runs_dir(output_dir),
+                           "no " + layout.results_csv(output_dir)
+                           if frame is None else
+                           "%s has no rows" % layout.results_csv(output_dir)))
+  return frame, False
 
 
 def _run_tag(run):
@@ -264,6 +369,7 @@ class _Report:
   study: study_lib.Study
   output_dir: str
   frame: pd.DataFrame  # The tidy results (aggregate.tidy_results).
+  from_runs: bool  # False: a folder without runs/, from its results.csv.
   csv_path: str
   versions_path: str
   outcomes: list  # runner.Outcome of the last execution, if any.
@@ -283,21 +389,36 @@ def _title(r):
 
 
 def _runs(r):
-  """Runs finished, the stack, the factors' note and the failed runs."""
+  """Runs finished, where they came from, the findings and the failed runs."""
   study, output_dir = r.study, r.output_dir
   finished = r.frame["run_id"].nunique() if len(r.frame) else 0
-  failed = [run for run in study.runs
-            if not study_lib.is_finished(output_dir, run)]
+  reported = set(r.frame["run_id"])
+  failed = [run for run in study.runs if (
+      not study_lib.is_finished(output_dir, run) if r.from_runs else
+      run.run_id not in reported)]
+  csv_name = os.path.relpath(r.csv_path, output_dir)
   lines = ["%d of %d runs finished. Results table (one row per run and "
            "metric): [%s](%s). Library versions of every run: [%s](%s)." % (
                finished, len(study.runs), os.path.basename(r.csv_path),
-               os.path.relpath(r.csv_path, output_dir),
-               os.path.basename(r.versions_path),
+               csv_name, os.path.basename(r.versions_path),
                os.path.relpath(r.versions_path, output_dir)), ""]
+  if not r.from_runs:
+    lines += ["This folder has no `runs/` (the trained models are not kept "
+              "here): this report is rebuilt from %s, which it does not "
+              "change; the tables, statistics and the figures drawn from "
+              "that table are recomputed, the figures drawn from the trained "
+              "models are kept as they were drawn when the models were "
+              "here." % csv_name, ""]
   lines += ["Stack: " + _versions_line(r.versions_path) + ".", ""]
+  lines += provenance_report.provenance_lines(r.versions_path,
+                                             sorted(reported))
   lines += _colour_factors_note(dict.fromkeys(run.dataset
                                               for run in study.runs))
-  if failed:
+  lines += _findings_lines(output_dir)
+  if failed and not r.from_runs:
+    lines += ["Runs of the study not in %s:" % csv_name, ""]
+    lines += ["- `%s`" % run.run_id for run in failed] + [""]
+  elif failed:
     error_log = os.path.relpath(layout.error_path(
         layout.run_dir(output_dir, "<id>")), output_dir)
     lines += ["Unfinished or failed runs (see `%s`):" % error_log, ""]
@@ -326,12 +447,17 @@ def _comparison(r):
            "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "
            "that a seed of the decoder scores higher than one of the baseline "
            "(ties count half; 0.5 = no effect); p, the per-cell two-sided "
-           "Mann-Whitney U "
-           "p-value; and p Holm, corrected with Holm's method over all cells "
+           "Mann-Whitney U p-value, exact also when seeds tie (the share of "
+           "all C(n1 + n2, n1) splits of the pooled seeds whose U is at "
+           "least as extreme, twice the smaller tail); and p Holm, "
+           "corrected with Holm's method over all cells "
            "of the primary metrics (%s) and separately over those of the "
            "secondary ones (%s). Cells without a test (baseline rows, fewer "
            "than 2 seeds) are not counted; cells whose seeds all tie count "
-           "with p = 1." % (
+           "with p = 1. Of these numbers only the confidence interval is "
+           "approximate: it depends on the resampling and, with few seeds, "
+           "the percentile interval tends to be too narrow; medians, P(sup), "
+           "p and p Holm are exact." % (
                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
                tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
                ", ".join(secondary) or "none")]
@@ -361,10 +487,19 @@ def _comparison(r):
 
 
 def _result_figures(r):
-  """The figures of the results table: metric distributions, rate-distortion."""
+  """The figures of the results table: metric distributions, rate-distortion.
+
+  In a folder without runs/, also the kept figures of the trained models.
+  """
   study, output_dir = r.study, r.output_dir
   fig_dir = layout.figures_dir(output_dir)
   lines = ["## Figures", ""]
+  if not r.from_runs:
+    lines += ["The first two figures are redrawn from %s; the others were "
+              "drawn from the trained models, which this folder does not "
+              "have, and are kept as they were, with their captions." %
+              os.path.relpath(r.csv_path, output_dir), ""]
+  redrawn = []
   path = figures.plot_metric_distributions(
       r.frame, os.path.join(fig_dir, "metric_distributions.png"),
       study.baseline, metrics_lib.labels(study.metrics))
@@ -373,20 +508,24 @@ def _result_figures(r):
       "Each point is one seed; the bar marks the median." +
       (" " + _lower_is_better_note(r.lower_is_better)
        if r.lower_is_better else ""))
+  redrawn.append(path)
   path = figures.plot_rate_distortion(
       r.frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "
       "run, lines through the per-beta medians.")
+  redrawn.append(path)
+  if not r.from_runs:
+    lines += _kept_figure_sections(output_dir, redrawn)
   return lines
 
 
 def _models(r):
   """Each dataset and model's traversals and latent geometry, if asked."""
   study = r.study
-  if not (study.figures.get("traversals", True) or
-          study.figures.get("latent_geometry")):
+  if not r.from_runs or not (study.figures.get("traversals", True) or
+                             study.figures.get("latent_geometry")):
     return []
   lines = []
   for (dataset, model), runs in _shown_runs(r.frame, study.baseline):
@@ -396,7 +535,7 @@ def _models(r):
 
 
 def _heldout(r):
-  if not r.study.figures.get("heldout"):
+  if not r.from_runs or not r.study.figures.get("heldout"):
     return []
   return _heldout_section(r.study, r.frame, r.output_dir)
 
@@ -419,12 +558,16 @@ def build_report(study, output_dir, outcomes=None):
 
   Returns:
     Path of the written report.md.
+
+  Raises:
+    StudyError: before writing anything, if the folder has nothing to report
+      or its runs/ would give fewer results than it already has.
   """
-  frame = aggregate.tidy_results(study, output_dir)
-  csv_path, versions_path = aggregate.write_results(frame, output_dir)
+  frame, from_runs = _report_source(study, output_dir)
   os.makedirs(layout.figures_dir(output_dir), exist_ok=True)
-  report = _Report(study, output_dir, frame, csv_path, versions_path,
-                   list(outcomes or []))
+  report = _Report(study, output_dir, frame, from_runs,
+                   layout.results_csv(output_dir),
+                   layout.versions_json(output_dir), list(outcomes or []))
   lines = []
   for section in _SECTIONS if len(frame) else _SECTIONS_WITHOUT_RESULTS:
     lines += section(report)
@@ -433,6 +576,7 @@ def build_report(study, output_dir, outcomes=None):
 
 def _write(output_dir, lines):
   path = layout.report_path(output_dir)
-  with open(path, "w") as f:
-    f.write("\n".join(lines).rstrip() + "\n")
+  # Whole or not at all: the next report of a folder without runs/ reads
+  # the kept figures' captions from this one.
+  atomic.write_text(path, "\n".join(lines).rstrip() + "\n")
   return path

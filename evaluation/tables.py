@@ -5,8 +5,10 @@ metric; see `REQUIRED_COLUMNS`). `comparison_table` summarises every
 dataset x model x beta x metric cell per decoder (median, interquartile range,
 number of seeds) and compares each decoder with the baseline decoder:
 difference of medians with a bootstrap confidence interval, the probability of
-superiority and the two-sided Mann-Whitney U test, its p-values Holm-corrected
-within the study's primary metrics and separately within the secondary ones.
+superiority and the two-sided Mann-Whitney U test (exact, also with ties), its
+p-values Holm-corrected within the study's primary metrics and separately
+within the secondary ones. Of these only the bootstrap interval is an
+approximation (resampling, and the percentile method's coverage).
 `min_exact_p` and `seeds_needed` give the smallest p-value a number of seeds
 allows. `write_tables` writes the summary as Markdown (evaluation/markdown.py),
 CSV and LaTeX.
@@ -14,6 +16,7 @@ CSV and LaTeX.
 Neither jinja2 nor tabulate is installed, so pandas' `to_latex` cannot be
 used: the LaTeX table is written by a small function here.
 """
+import fractions
 import math
 import os
 
@@ -98,8 +101,65 @@ def mann_whitney(values, baseline_values):
   if np.all(pooled == pooled[0]):
     # No ranking information at all: the samples are indistinguishable.
     return 1.0, NOTE_ALL_EQUAL
-  result = stats.mannwhitneyu(values, baseline_values, alternative="two-sided")
-  return float(result.pvalue), ""
+  return exact_mann_whitney_p(values, baseline_values), ""
+
+
+def _rank_sum_counts(doubled_ranks, size):
+  """How many subsets of `size` items have each sum of doubled ranks.
+
+  Counting by dynamic programming visits every one of the C(N, size) splits
+  of the pooled values implicitly: item by item, the number of subsets of k
+  items with sum s is the number without the item plus the number of subsets
+  of k - 1 items with sum s - (its doubled rank).
+
+  Args:
+    doubled_ranks: 1-D int array, twice the pooled values' mid-ranks (whole
+      numbers even with ties).
+    size: Number of items in the first group.
+
+  Returns:
+    1-D object array of Python ints (exact for any N): entry s is the number
+    of subsets of `size` items whose doubled ranks sum to s.
+  """
+  total = int(doubled_ranks.sum())
+  counts = np.zeros((size + 1, total + 1), dtype=object)
+  counts[0, 0] = 1
+  for rank in doubled_ranks.tolist():
+    # Larger subsets first, so each item is used at most once.
+    for k in range(size, 0, -1):
+      counts[k, rank:] = counts[k, rank:] + counts[k - 1, :total + 1 - rank]
+  return counts[size]
+
+
+def exact_mann_whitney_p(values, baseline_values):
+  """Exact two-sided Mann-Whitney U p-value, also when values tie.
+
+  The permutation (conditional) test: under the null hypothesis every split
+  of the pooled values into groups of n1 and n2 is equally likely, ties
+  keeping their mid-ranks, so the p-value is the share of the C(n1 + n2, n1)
+  splits whose U is at least as extreme. Two-sided as scipy's
+  `permutation_test`: twice the smaller one-sided p-value, at most 1. Without
+  ties this equals scipy's `mannwhitneyu(..., method="exact")`; with ties
+  scipy's default falls back to the normal approximation, which this does
+  not. Exact for every group size (the splits are counted, not sampled).
+
+  Args:
+    values: 1-D array of one group's values (no NaNs, >= 1 value).
+    baseline_values: 1-D array of the other group's values (>= 1 value).
+
+  Returns:
+    Float in (0, 1].
+  """
+  values = np.asarray(values, dtype=float)
+  baseline_values = np.asarray(baseline_values, dtype=float)
+  pooled = np.concatenate([values, baseline_values])
+  doubled = np.rint(2 * stats.rankdata(pooled)).astype(np.int64)
+  observed = int(doubled[:values.size].sum())
+  counts = _rank_sum_counts(doubled, values.size)
+  splits = math.comb(pooled.size, values.size)
+  upper = sum(counts[observed:])  # splits with U >= the observed U
+  lower = sum(counts[:observed + 1])  # splits with U <= the observed U
+  return float(min(1, fractions.Fraction(2 * min(upper, lower), splits)))
 
 
 def prob_superiority(values, baseline_values):
@@ -189,9 +249,9 @@ def holm(p_values):
 def min_exact_p(n1, n2):
   """Smallest two-sided p-value of the exact Mann-Whitney U test.
 
-  Reached when the groups do not overlap: 2 of the C(n1 + n2, n1) equally
-  likely rankings are that extreme. scipy uses the exact test when a group has
-  at most 8 values and there are no ties (its normal approximation otherwise).
+  Reached when the groups do not overlap and no values tie: 2 of the
+  C(n1 + n2, n1) equally likely splits are that extreme
+  (`exact_mann_whitney_p`); ties can only make the smallest p larger.
 
   Args:
     n1: Number of values in the first group (>= 1).

@@ -36,6 +36,7 @@ from evaluation import processes
 from evaluation import study as study_lib
 from sbd_plugin import atomic
 from sbd_plugin import machine
+from sbd_plugin import provenance
 from sbd_plugin import versions
 
 PHASES = ("train", "evaluate", "all")
@@ -68,6 +69,39 @@ def _dataset_bindings(run):
   # only its name, not the dataset's own gin parameters.
   return ["dataset.name = %s" % study_lib.gin_literal(run.dataset)] + list(
       run.dataset_bindings)
+
+
+def data_source(run):
+  """Where the run's images come from: the dataset built once more, here.
+
+  Every step built it already (in this process or another); building it
+  again is cheap (cached, memory-mapped) and records its source
+  (`sbd_plugin.datasets.sources`) whichever steps this process ran.
+
+  Returns:
+    Dict: the dataset name and bindings, and `sources`, a list of dicts
+    (DeepMind's file with its path and SHA-256, or the generator with its
+    cache checksum); for dlib's own datasets, dlib's data folder. `error`
+    instead of `sources` if the dataset cannot be built here.
+  """
+  # pylint: disable=g-import-not-at-top
+  from evaluation import analysis
+  from sbd_plugin.datasets import data_dir
+  from sbd_plugin.datasets import sources
+  # pylint: enable=g-import-not-at-top
+  record = {"dataset": run.dataset, "bindings": list(run.dataset_bindings)}
+  sources.clear()
+  try:
+    analysis.load_dataset(run.dataset, run.dataset_bindings)
+  except Exception as e:  # pylint: disable=broad-except
+    # The metrics are computed: a missing record must not lose them.
+    record["error"] = "%s: %s" % (type(e).__name__, e)
+    return record
+  record["sources"] = sources.recorded() or [{
+      "what": "dlib's own dataset", "kind": "dlib",
+      "data_dir": os.path.realpath(data_dir.path("")),
+      "note": "built by dlib's loader from its data folder; not hashed"}]
+  return record
 
 
 def train(run, directory):
@@ -138,7 +172,10 @@ def evaluate(run, directory):
           "versions": versions.library_versions(),
           # CPU type, SIMD level, oneDNN and determinism: numbers differ in
           # the last bits across them.
-          "machine": machine.run_record()}
+          "machine": machine.run_record(),
+          # The code and the images the numbers came from.
+          provenance.SOURCE_KEY: provenance.source_revision(),
+          provenance.DATA_KEY: data_source(run)}
 
 
 def _disk_full(error, directory):

@@ -4,11 +4,42 @@ A marker (DONE.json, a dlib result JSON, an aggregated table, a cache
 manifest) is written to a temporary file in the same folder, flushed to disk
 and renamed over its final name, so a reader sees the old file or the whole
 new one, never half of it. A reader counts a marker only if it parses.
+Files and folders end with the mode a plain `open(path, "w")` or
+`os.makedirs` would give under the user's umask (mkstemp and mkdtemp make
+them private), so collaborators on a shared file system can read results.
 """
 import contextlib
 import json
 import os
 import tempfile
+
+
+def current_umask():
+  """Returns the process's umask.
+
+  Read from /proc where Linux has it: setting the umask and setting it back,
+  the only portable way, briefly changes it for every thread of the process.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError, IndexError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def default_file_mode():
+  """The mode `open(path, "w")` gives a new file: 0666 minus the umask."""
+  return 0o666 & ~current_umask()
+
+
+def default_dir_mode():
+  """The mode `os.makedirs` gives a new folder: 0777 minus the umask."""
+  return 0o777 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -27,6 +58,7 @@ def atomic_path(path):
                              suffix=".tmp", dir=directory)
   os.close(fd)
   try:
+    os.chmod(tmp, default_file_mode())
     yield tmp
     with open(tmp, "rb") as f:
       os.fsync(f.fileno())

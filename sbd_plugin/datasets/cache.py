@@ -30,9 +30,32 @@ def cache_root():
   return root
 
 
-def _sha256(path):
+def file_sha256(path):
+  """SHA-256 of a file (hex)."""
   with open(path, "rb") as f:
     return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+_sha256 = file_sha256
+
+
+def checksum(name):
+  """One SHA-256 for the cached asset `name`: over its manifest's checksums.
+
+  Call after `load_or_build(name, ...)`, which verified every array against
+  those checksums.
+
+  Returns:
+    Hex string, None if the asset has no manifest.
+  """
+  try:
+    with open(os.path.join(cache_root(), name, _MANIFEST)) as f:
+      arrays = json.load(f)["arrays"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  digests = {key: meta["sha256"] for key, meta in arrays.items()}
+  return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()
+                        ).hexdigest()
 
 
 def _verify(folder, version):
@@ -133,6 +156,8 @@ def _write(folder, version, arrays):
   tmp = tempfile.mkdtemp(prefix="." + os.path.basename(folder) + ".",
                          dir=parent)
   try:
+    # mkdtemp makes the folder private; the cache is shared like any folder.
+    os.chmod(tmp, atomic.default_dir_mode())
     manifest = {"version": version, "arrays": {}}
     for key, value in arrays.items():
       path = os.path.join(tmp, key + ".npy")

@@ -16,6 +16,7 @@ import numpy as np
 from sbd_plugin.datasets import cache
 from sbd_plugin.datasets import data_dir
 from sbd_plugin.datasets import dsprites_raster as raster
+from sbd_plugin.datasets import sources
 
 REAL_LAYOUT = ("an .npz whose 'imgs' member is a uint8 0/1 array of shape "
                "(737280, 64, 64), indexed in dSprites order (shape 3, scale 6, "
@@ -93,8 +94,10 @@ def generated_masks(size=1.):
   name = "sprites_generated_size%s" % repr(float(size)).replace(".", "p")
   version = "%s:size=%r:geom=%r" % (_CACHE_VERSION, float(size),
                                     raster.GEOMETRY)
-  return cache.load_or_build(
+  masks = cache.load_or_build(
       name, version, lambda: {"masks": build_generated_masks(size)})["masks"]
+  sources.record_generated("dSprites masks", raster.__name__, name, version)
+  return masks
 
 
 def _layout_error(path, detail):
@@ -175,9 +178,11 @@ def real_masks(path):
   stat = os.stat(path)
   version = "%s:real:%s:%d:%d" % (_CACHE_VERSION, os.path.abspath(path),
                                   stat.st_size, stat.st_mtime_ns)
-  return cache.load_or_build("sprites_real", version,
-                             lambda: {"masks": convert_real_masks(path)})[
-                                 "masks"]
+  masks = cache.load_or_build("sprites_real", version,
+                              lambda: {"masks": convert_real_masks(path)})[
+                                  "masks"]
+  sources.record_file("dSprites masks", path)
+  return masks
 
 
 def dsprites_masks():

@@ -17,6 +17,7 @@ from sbd_plugin.datasets import aligned
 from sbd_plugin.datasets import data_dir
 from sbd_plugin.datasets import room_factors
 from sbd_plugin.datasets import room_renderer
+from sbd_plugin.datasets import sources
 
 EXPECTED_LAYOUT = ("datasets `images` uint8 [480000, 64, 64, 3] and `labels` "
                    "float64 [480000, 6] (DeepMind's 3dshapes.h5)")
@@ -124,6 +125,7 @@ class RealShapes3D(_Shapes3DFactors):
       raise ValueError("3dshapes file %s has %s; expected %s." %
                        (path, found, EXPECTED_LAYOUT))
     self._check_label_order(labels)
+    sources.record_file("3dshapes images", path)
     self._h5_images = images
     self._memmap = None
     offset = images.id.get_offset()

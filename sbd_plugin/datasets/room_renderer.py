@@ -19,6 +19,7 @@ import numpy as np
 
 from sbd_plugin.datasets import cache
 from sbd_plugin.datasets import room_factors
+from sbd_plugin.datasets import sources
 
 # Camera and room fitted to the real frames (see docs/datasets/room.md).
 _ROOM_HALF_SIZE = 6.
@@ -337,4 +338,8 @@ def _build_layers():
 
 def cached_layers():
   """Returns the layers of `_build_layers`, memory-mapped from the cache."""
-  return cache.load_or_build("object_in_room", _RENDER_VERSION, _build_layers)
+  layers = cache.load_or_build("object_in_room", _RENDER_VERSION,
+                               _build_layers)
+  sources.record_generated("3dshapes images", __name__, "object_in_room",
+                           _RENDER_VERSION)
+  return layers

@@ -75,8 +75,8 @@ def _selection_text(shown):
   if shown.fallback:
     return text + (", the decoder's lowest seed at this β: %s, so the "
                    "median-MIG seed cannot be chosen" % shown.fallback)
-  text += ", MIG %.4f: rank %d of the decoder's %d runs at this β by MIG" % (
-      shown.mig, shown.rank, shown.count)
+  text += (", MIG %.4f: rank %d of the decoder's %d runs at this β, counted "
+           "from the lowest MIG" % (shown.mig, shown.rank, shown.count))
   if shown.count % 2 == 0:
     return text + (", the lower of the two middle ones (an even number of "
                    "seeds has no single median)")

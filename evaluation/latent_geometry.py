@@ -63,17 +63,52 @@ def grid_of_lines(num_values_x, num_values_y, num_lines=6,
   return lines
 
 
+# How `render_fixed` holds the factors it is not given fixed, for captions.
+BIN_CENTRE = "colour at its bin's centre"
+SAME_DRAWS = ("every image rendered from the same random draws (seed %d), so "
+              "any nuisance the dataset draws per image is the same in all")
+
+
+def render_fixed(ground_truth_data, factors, seed):
+  """Renders factor rows so that images differ only where the factors do.
+
+  A dataset with `fixed_observations_from_factors` (colored sprites: colour
+  at the bin centre, where sampling draws it anywhere in the bin) renders
+  with it. Any other renders each row alone from a fresh RandomState(seed),
+  so a nuisance drawn per image (dlib's color_dsprites colour, the noise of
+  noisy_dsprites) takes the same draws in every image; datasets whose images
+  are a function of the factors are unchanged by this.
+
+  Args:
+    ground_truth_data: dlib GroundTruthData.
+    factors: Int array [N, num_factors], factor indices.
+    seed: Seed of the random state of the datasets without a fixed path.
+
+  Returns:
+    (images [N, ...], how): how the unvaried part was fixed, BIN_CENTRE or
+    SAME_DRAWS with the seed, for the figure's caption.
+  """
+  fixed = getattr(ground_truth_data, "fixed_observations_from_factors", None)
+  if fixed is not None:
+    return np.asarray(fixed(factors)), BIN_CENTRE
+  images = [ground_truth_data.sample_observations_from_factors(
+      factors[i:i + 1], np.random.RandomState(seed))[0]
+            for i in range(len(factors))]
+  return np.stack(images), SAME_DRAWS % seed
+
+
 # factor_names: the dataset's factor names (None if it has none), so that a
 # figure can label its axes without the dataset. scores: the R^2 of the
 # chosen latents with factor_x and factor_y; r2: [num_latents, 2], every
 # latent's R^2 with factor_x and with factor_y (see `factor_r2`). region_box
 # and in_region: where the grid meets the held-out region, None without one
-# (see `latent_geometry`).
+# (see `latent_geometry`). rendering: how the other factors' nuisances were
+# held fixed (see `render_fixed`).
 Geometry = collections.namedtuple(
     "Geometry", ["lines", "latent_points", "latents", "mean_variances",
                  "factor_x", "factor_y", "base_factors", "factor_names",
-                 "scores", "r2", "region_box", "in_region"],
-    defaults=(None,) * 5)
+                 "scores", "r2", "region_box", "in_region", "rendering"],
+    defaults=(None,) * 6)
 
 
 def factor_r2(means, factor_values, posterior_variances=None):
@@ -173,7 +208,9 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
 
   All factors but two are held at a seed sample's values; lines along
   factor_x at fixed factor_y values and vice versa are rendered and encoded.
-  A disentangled model keeps the grid up to an affine map.
+  Everything else in the images is held fixed too (`render_fixed`: colored
+  sprites at their colour bin's centre), so the images differ only in the two
+  factors. A disentangled model keeps the grid up to an affine map.
 
   The two latents shown are those that track the two factors, scored by
   R^2 over the grid's points (`factor_r2` with the posterior variances): the
@@ -202,7 +239,8 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
     num_lines: Lines per direction.
     points_per_line: Points per line (clipped to the factor's values).
     seed: Seed of the sample giving the other factors' values (and of the
-      observation sampling).
+      random draws of datasets without a fixed rendering, see
+      `render_fixed`).
     region: Optional held-out region of the model's training (an object
       with `contains(factors)`, such as the `region` of
       colored_sprites_holdout_train). The grid is rendered whole either way.
@@ -215,7 +253,8 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
     base_factors, factor_names (the dataset's, or None), scores (R^2 of the
     pair with factor_x and factor_y), r2 (every latent's, [num_latents, 2]);
     with a region, region_box (see `region_box`, None if the grid's plane
-    misses the region) and in_region (list of bool [P] per line), else None.
+    misses the region) and in_region (list of bool [P] per line), else None;
+    rendering (how the rest was held fixed, see `render_fixed`).
 
   Raises:
     ValueError: if factor_x == factor_y.
@@ -230,8 +269,7 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
   points = np.concatenate([line.points for line in lines])
   factors = np.repeat(base[None, :], len(points), axis=0).astype(np.int64)
   factors[:, factor_x], factors[:, factor_y] = points[:, 0], points[:, 1]
-  images = ground_truth_data.sample_observations_from_factors(factors,
-                                                              random_state)
+  images, rendering = render_fixed(ground_truth_data, factors, seed)
   with analysis.Opened(model) as m:
     mean, logvar = m.encode(images)
   mean_variances = np.exp(logvar).mean(axis=0)
@@ -248,4 +286,4 @@ def latent_geometry(model, ground_truth_data, factor_x, factor_y, num_lines=6,
   return Geometry(lines, np.split(mean[:, pair], splits), pair,
                   mean_variances, factor_x, factor_y, base,
                   getattr(ground_truth_data, "factor_names", None), scores,
-                  r2, box, in_region)
+                  r2, box, in_region, rendering)

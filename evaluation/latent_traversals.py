@@ -17,7 +17,13 @@ from evaluation import analysis
 # --- Latent traversals ------------------------------------------------------
 
 
-def latent_order(mean_variances, max_variance=0.8, max_latents=None):
+# A latent whose average posterior variance is above this is non-coding:
+# the encoder leaves it near the prior's variance of 1 for every input.
+NON_CODING_VARIANCE = 0.8
+
+
+def latent_order(mean_variances, max_variance=NON_CODING_VARIANCE,
+                 max_latents=None):
   """Latents to show, most informative first, without non-coding ones.
 
   A latent the encoder ignores keeps the prior's variance (about 1) for every
@@ -43,9 +49,29 @@ def latent_order(mean_variances, max_variance=0.8, max_latents=None):
   return keep
 
 
+def non_coding(mean_variances, shown, max_variance=NON_CODING_VARIANCE):
+  """The latents the non-coding rule of `latent_order` left out.
+
+  Args:
+    mean_variances: 1-D array, average posterior variance of each latent.
+    shown: The latent indices shown (`latent_order`'s result).
+    max_variance: The rule's threshold.
+
+  Returns:
+    Sorted 1-D int array of the latents not shown whose average variance is
+    above max_variance (those cut by max_latents are not counted).
+  """
+  mean_variances = np.asarray(mean_variances, dtype=float)
+  above = np.flatnonzero(mean_variances > max_variance)
+  return np.setdiff1d(above, np.asarray(shown, dtype=int))
+
+
+# dropped: the latents left out as non-coding (see `non_coding`), sorted;
+# max_variance: the threshold that dropped them.
 Traversals = collections.namedtuple(
     "Traversals", ["seed_image", "reconstruction", "images", "latents",
-                   "mean_variances", "values"])
+                   "mean_variances", "values", "dropped", "max_variance"],
+    defaults=(None, None))
 
 
 def _traverse(model, batch, num_values, max_latents):
@@ -62,7 +88,8 @@ def _traverse(model, batch, num_values, max_latents):
   reconstruction = model.decode(seed_point[None, :])[0]
   images = images.reshape((len(latents), num_values) + images.shape[1:])
   return Traversals(batch[0], reconstruction, images, latents,
-                    mean_variances, values)
+                    mean_variances, values,
+                    non_coding(mean_variances, latents), NON_CODING_VARIANCE)
 
 
 def traversal_images(model, ground_truth_data, num_values=7, seed=0,
@@ -86,8 +113,9 @@ def traversal_images(model, ground_truth_data, num_values=7, seed=0,
   Returns:
     Traversals: seed_image [H, W, C], its reconstruction from the posterior
     mean, images [L, num_values, H, W, C] (one row per shown latent),
-    latents (the L shown indices, ordered), mean_variances (all latents) and
-    values (the num_values latent values swept).
+    latents (the L shown indices, ordered), mean_variances (all latents),
+    values (the num_values latent values swept), dropped (the latents left
+    out as non-coding) and max_variance (the threshold of that rule).
   """
   return traversal_comparison({None: model}, ground_truth_data, num_values,
                               seed, max_latents, num_variance_samples)[None]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from evaluation import aggregate
 from evaluation import analysis
+from evaluation import figure_runs
 from evaluation import figures
 from evaluation import latent_figures
 from evaluation import latent_geometry
@@ -44,42 +45,6 @@ def _factor_index(data, factor):
                                "the dataset's factors are %s." % (factor,
                                                                   names))
   return names.index(factor)
-
-
-def _shown_runs(frame, baseline):
-  """The runs whose models the report draws, per dataset and model.
-
-  One run per decoder; all decoders of a dataset and model show the same
-  beta and seed where they can: the (beta, seed) that most decoders
-  finished, the lowest beta and then seed first. A decoder without it shows
-  its own lowest (beta, seed) run.
-
-  Args:
-    frame: Tidy results DataFrame.
-    baseline: The study's baseline decoder, listed first.
-
-  Returns:
-    List of ((dataset, model), [run, ...]), each run a namedtuple row of the
-    frame (decoder, seed, beta, model_dir, ...), in decoder order.
-  """
-  runs = frame.drop_duplicates("run_id").sort_values(
-      ["beta", "seed"], na_position="last", kind="stable")
-  shown = []
-  for key, group in runs.groupby(["dataset", "model"], sort=True):
-    counts = group.groupby(["beta", "seed"], dropna=False, sort=False)[
-        "decoder"].nunique()
-    beta, seed = counts.idxmax()  # the first of the largest counts
-    same_beta = (group["beta"].isna() if pd.isna(beta) else
-                 group["beta"] == beta)
-    same = same_beta & (group["seed"] == seed)
-    chosen = group[same].drop_duplicates("decoder")
-    others = group[~group["decoder"].isin(chosen["decoder"])]
-    chosen = {r.decoder: r for r in chosen.itertuples()}
-    for run in others.drop_duplicates("decoder").itertuples():
-      chosen[run.decoder] = run
-    shown.append((key, [chosen[d] for d in
-                        tables.decoder_order(list(chosen), baseline)]))
-  return shown
 
 
 def _bindings_for(study, dataset):
@@ -205,6 +170,40 @@ def _run_tag(run):
                                                          "unknown"))
 
 
+def _selection_text(shown):
+  """Which run a model figure shows and why (a figure_runs.ShownRun)."""
+  run = shown.run
+  text = "run `%s` (%s)" % (run.run_id, _run_tag(run))
+  if shown.fallback:
+    return text + (", the decoder's lowest seed at this β: %s, so the "
+                   "median-MIG seed cannot be chosen" % shown.fallback)
+  text += (", MIG %.4f: rank %d of the decoder's %d runs at this β, counted "
+           "from the lowest MIG" % (shown.mig, shown.rank, shown.count))
+  if shown.count % 2 == 0:
+    return text + (", the lower of the two middle ones (an even number of "
+                   "seeds has no single median)")
+  return text + ", the median"
+
+
+def _dropped_text(t):
+  """What the non-coding rule dropped from traversals `t`."""
+  text = ("non-coding latents (mean posterior variance σ² > %.2g) dropped: "
+          % t.max_variance)
+  if not len(t.dropped):
+    return text + "none, every latent has σ² ≤ %.2g" % t.max_variance
+  text += ", ".join("z%d" % k for k in t.dropped)
+  if t.mean_variances[t.latents[0]] > t.max_variance:
+    text += ("; all are above it, so z%d, the lowest, is shown anyway" %
+             t.latents[0])
+  return text
+
+
+_SELECTION_RULE = (
+    "As in the paper, each decoder's figures show its seed of median MIG at "
+    "this β: runs ordered by MIG (equal MIG by seed), the middle one, or "
+    "with an even number of seeds the lower of the two middle ones.")
+
+
 def _geometry_caption(geometry, factors, region_name):
   """What the latent-geometry figure shows, with the latents it picked."""
   g = geometry
@@ -213,13 +212,14 @@ def _geometry_caption(geometry, factors, region_name):
       "%s axis z%d (R² = %.2f with %s)" % (axis, latent, score, name)
       for axis, latent, score, name in zip(("x", "y"), g.latents, g.scores,
                                            names))
-  text = ("A grid of lines in (%s, %s) with the other factors fixed, and "
+  text = ("A grid of lines in (%s, %s) with the other factors fixed (%s), "
+          "so the images differ only in these two factors, and "
           "its image in the two latents that track these factors best: %s. "
           "R² is the fraction of a latent's variance over the grid's points "
           "(the spread of its posterior means plus its average posterior "
           "variance) that a line in the factor index explains; near 0, no "
           "latent tracks the factor. A disentangled model keeps the grid up "
-          "to an affine map." % (names[0], names[1], picked))
+          "to an affine map." % (names[0], names[1], g.rendering, picked))
   if g.in_region is not None and g.region_box is not None:
     text += (" Hollow points are grid points in the held-out region of `%s` "
              "(red box), which training never saw; they are rendered and "
@@ -237,7 +237,8 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
     data: The dataset (GroundTruthData) the runs were trained on.
     dataset: Its name.
     model: The model name.
-    runs: The shown run per decoder (see `_shown_runs`).
+    runs: The shown run per decoder (figure_runs.ShownRun, see
+      `figure_runs.shown_runs`).
     study: evaluation.study.Study.
     output_dir: The study folder.
 
@@ -253,22 +254,23 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
       heldout and dataset == heldout[0]) else None
   geometry = options.get("latent_geometry")
   with contextlib.ExitStack() as stack:
-    models = {run.decoder: stack.enter_context(  # Loaded once per model.
-        analysis.load_model(run.model_dir)) for run in runs}
+    models = {s.run.decoder: stack.enter_context(  # Loaded once per model.
+        analysis.load_model(s.run.model_dir)) for s in runs}
     traversals = (latent_traversals.traversal_comparison(models, data)
                   if options.get("traversals", True) else {})
-    for run in runs:
+    for shown in runs:
+      run = shown.run
       tag = "%s-%s-%s" % (dataset, model, run.decoder)
       if run.decoder in traversals:
+        t = traversals[run.decoder]
         path = latent_figures.plot_traversals(
-            traversals[run.decoder],
-            os.path.join(fig_dir, "traversals-%s.png" % tag))
+            t, os.path.join(fig_dir, "traversals-%s.png" % tag))
         lines += _figure_section(
             "Traversals: %s, %s, %s decoder" % (dataset, model, run.decoder),
-            path, output_dir, "Each row sweeps one latent from -2 to +2 "
-            "around a seed image; latents ordered by average posterior "
-            "variance (most informative first), non-coding latents dropped. "
-            "Model of the run with %s." % _run_tag(run))
+            path, output_dir, "Model of %s. Each row sweeps one latent from "
+            "-2 to +2 around a seed image; latents ordered by average "
+            "posterior variance σ² (most informative first); %s. %s" % (
+                _selection_text(shown), _dropped_text(t), _SELECTION_RULE))
       if geometry:
         factor_x, factor_y = [_factor_index(data, f) for f in geometry]
         g = latent_geometry.latent_geometry(models[run.decoder], data,
@@ -280,7 +282,7 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
             "Latent geometry: %s, %s, %s decoder" % (dataset, model,
                                                     run.decoder), path,
             output_dir, _geometry_caption(g, geometry, dataset) +
-            " Model of the run with %s." % _run_tag(run))
+            " Model of %s." % _selection_text(shown))
   if len(traversals) >= 2:
     path = latent_figures.plot_traversal_comparison(
         traversals, os.path.join(fig_dir, "traversals_compared-%s-%s.png" %
@@ -290,8 +292,11 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
         output_dir, "The same input image (the first image the traversals "
         "above sample) through each decoder's model: %s. Each model's "
         "latents are ordered by its own average posterior variance, so rows "
-        "at the same height need not code the same factor." % "; ".join(
-            "%s: %s" % (run.decoder, _run_tag(run)) for run in runs))
+        "at the same height need not code the same factor. %s" % (
+            "; ".join("%s: %s; %s" % (
+                s.run.decoder, _selection_text(s),
+                _dropped_text(traversals[s.run.decoder])) for s in runs),
+            _SELECTION_RULE))
   return lines
 
 
@@ -528,7 +533,8 @@ def _models(r):
                              study.figures.get("latent_geometry")):
     return []
   lines = []
-  for (dataset, model), runs in _shown_runs(r.frame, study.baseline):
+  for (dataset, model), runs in figure_runs.shown_runs(r.frame,
+                                                      study.baseline):
     data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
     lines += _model_figures(data, dataset, model, runs, study, r.output_dir)
   return lines

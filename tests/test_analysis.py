@@ -318,7 +318,7 @@ def test_latent_geometry_holds_other_factors():
                      lambda x: x[:, 0, :10, 0])
   g = latent_geometry.latent_geometry(model, Recording(), 0, 3, num_lines=2,
                                       points_per_line=4)
-  factors = seen[0]
+  factors = np.concatenate(seen)  # rendered one at a time (render_fixed)
   others = np.delete(factors, [0, 3], axis=1)
   assert np.all(others == np.delete(g.base_factors, [0, 3]))
   assert len(factors) == 2 * 4 + 2 * 4

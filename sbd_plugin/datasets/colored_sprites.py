@@ -233,6 +233,23 @@ class ColoredSprites(ground_truth_data.GroundTruthData):
                                  colours24[sample])
     return out
 
+  def fixed_observations_from_factors(self, factors):
+    """Renders factors [N, 8] with every colour at its bin's centre.
+
+    The deterministic path for figures that vary some factors and claim the
+    others fixed: sample_observations_from_factors with a random state gives
+    each image another colour inside its bin, so two images with the same
+    colour factors differ in colour. Here images differ only where their
+    factors do.
+
+    Args:
+      factors: Int array [N, 8], factor indices.
+
+    Returns:
+      Float32 array [N, 64, 64, 3].
+    """
+    return self.sample_observations_from_factors(factors, None)
+
   def masks_from_factors(self, factors):
     """Returns the bool masks [N, 64, 64] of factors [N, >=5]."""
     factors = np.asarray(factors, dtype=np.int64)

@@ -3,7 +3,10 @@
   sbd_study run gin_configs/studies/demo.toml --output out/demo [--jobs 2]
   sbd_study run STUDY --output DIR --executor ray [--ray-address HOST:PORT]
   sbd_study run STUDY --output DIR --executor slurm --slurm-partition gpu \
-      --slurm-time 240 [--gpus-per-run 0.25] [--cpus-per-run 2]
+      --slurm-time 240 [--gpus-per-run 0.25] [--cpus-per-run 2] \
+      [--slurm-account A] [--slurm-qos Q] [--slurm-mem 32G] \
+      [--slurm-constraint 'a100|h100'] [--slurm-setup 'module load cuda'] \
+      [--slurm-option reservation=paper]
   sbd_study report STUDY --output DIR      # rebuild tables, figures, report
   sbd_study plan STUDY                     # list the runs without running
 
@@ -19,6 +22,7 @@ import sys
 from evaluation import executors
 from evaluation.executors import base as executor_base
 from evaluation import faults
+from evaluation import slurm_options
 from evaluation import study as study_lib
 
 
@@ -41,12 +45,24 @@ def _at_least(minimum, cast=int, what="a whole number"):
 _positive_int = _at_least(1)
 
 
-def _partition(text):
-  if not study_lib.SLURM_PARTITION.match(text):
+def _checked(check):
+  """An argparse type from an evaluation.slurm_options check."""
+
+  def parse(text):
+    problem = check(text)
+    if problem:
+      raise argparse.ArgumentTypeError("%s, got %r" % (problem, text))
+    return text
+
+  return parse
+
+
+def _sbatch_option(text):
+  try:
+    return slurm_options.parse_option(text)
+  except ValueError as e:
     raise argparse.ArgumentTypeError(
-        "must be a SLURM partition name (letters, digits, '_', '-', '.'; "
-        "several separated by commas), got %r" % text)
-  return text
+        "%s (write NAME=VALUE, or NAME alone for a flag)" % e) from None
 
 
 def _add_resource_flags(run):
@@ -62,8 +78,32 @@ def _add_resource_flags(run):
   run.add_argument("--retries", type=_at_least(0), default=None,
                    help="retries of a failed task (default %d)" %
                    executor_base.DEFAULT_RETRIES)
-  run.add_argument("--slurm-partition", type=_partition, default=None,
+  run.add_argument("--slurm-partition",
+                   type=_checked(slurm_options.check_partition), default=None,
                    dest="partition", help="SLURM partition of the jobs")
+  run.add_argument("--slurm-account", type=_checked(slurm_options.check_name),
+                   default=None, dest="account",
+                   help="SLURM account of the jobs (sbatch --account)")
+  run.add_argument("--slurm-qos", type=_checked(slurm_options.check_name),
+                   default=None, dest="qos",
+                   help="SLURM quality of service (sbatch --qos)")
+  run.add_argument("--slurm-mem", type=_checked(slurm_options.check_mem),
+                   default=None, dest="mem", metavar="MEM",
+                   help="memory of each SLURM job, e.g. 32G (sbatch --mem)")
+  run.add_argument("--slurm-constraint",
+                   type=_checked(slurm_options.check_constraint),
+                   default=None, dest="constraint",
+                   help="node features, e.g. 'a100|h100' (sbatch "
+                   "--constraint)")
+  run.add_argument("--slurm-setup", type=_checked(slurm_options.check_line),
+                   action="append", default=None, dest="setup",
+                   metavar="LINE", help="a shell line each SLURM job runs "
+                   "before its tasks (repeat for several; replaces the "
+                   "study's `setup`)")
+  run.add_argument("--slurm-option", type=_sbatch_option, action="append",
+                   default=None, dest="sbatch", metavar="NAME=VALUE",
+                   help="any other sbatch option, e.g. reservation=paper "
+                   "(repeat for several; added to the study's `sbatch`)")
   run.add_argument("--slurm-time", type=_positive_int, default=None,
                    dest="time_minutes", metavar="MINUTES",
                    help="time limit of a SLURM job (default %d); a job that "
@@ -129,7 +169,8 @@ def main(argv=None):
     if args.command == "run":
       overrides = {key: getattr(args, key) for key in (
           "gpus_per_run", "cpus_per_run", "retries", "partition",
-          "time_minutes", "ray_address")}
+          "time_minutes", "ray_address", "account", "qos", "mem",
+          "constraint", "setup", "sbatch")}
       outcomes = runner.run_study(study, output_dir, args.executor,
                                   args.jobs, overrides)
       print(runner.summarize(outcomes))

@@ -307,7 +307,11 @@ class _Progress(object):
 def settings(study, output_dir, overrides=None):
   """The executors' settings: the study's [resources], then the given flags."""
   values = dict(study.resources)
-  values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+  given = {k: v for k, v in (overrides or {}).items() if v is not None}
+  # Extra sbatch options add to the study's, option by option.
+  sbatch = dict(values.get("sbatch", {}))
+  sbatch.update(dict(given.pop("sbatch", ())))
+  values.update(given, sbatch=sbatch)
   return base.Settings(output_dir=output_dir, **values)
 
 

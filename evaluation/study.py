@@ -24,6 +24,7 @@ import tomllib
 from typing import Dict, List, Tuple
 
 from evaluation import layout
+from evaluation import slurm_options
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Kept here for the modules that already ask study for them.
@@ -49,7 +50,7 @@ _GIN_REFERENCE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_./]*(\(\))?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _MAX_SEED = 2**31 - 1
 # A SLURM partition, or a comma-separated list of them (written into sbatch).
-SLURM_PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+SLURM_PARTITION = slurm_options.PARTITION
 
 # The study file's keys: key -> (type check name, description). Tables map to
 # a nested dict; "{}" marks a table whose keys are names given elsewhere.
@@ -93,6 +94,16 @@ SCHEMA = {
                          "GPUs per training (a fraction shares a GPU)"),
         "cpus_per_run": ("positive_int", "CPUs per training or evaluation"),
         "retries": ("non_negative_int", "retries of a failed task"),
+        "account": ("slurm_name", "SLURM account of the jobs (--account)"),
+        "qos": ("slurm_name", "SLURM quality of service (--qos)"),
+        "mem": ("slurm_mem", "memory of each SLURM job (--mem), e.g. "
+                "\"32G\""),
+        "constraint": ("slurm_constraint",
+                       "node features of the jobs (--constraint)"),
+        "setup": ("shell_lines", "shell lines each SLURM job runs before "
+                  "its tasks, e.g. [\"module load cuda\"]"),
+        "sbatch": ("sbatch_options", "any other sbatch option: name -> "
+                   "value, e.g. reservation = \"paper\""),
     },
 }
 
@@ -248,6 +259,22 @@ def _check_scalar(field, value):
     _fail(field, "must hold strings, numbers or booleans", value)
 
 
+def _slurm(field, value, check):
+  problem = check(value)
+  if problem:
+    _fail(field, problem, value)
+
+
+def _check_sbatch(field, value):
+  if not isinstance(value, dict):
+    _fail(field, "must be a table of sbatch option -> value, e.g. "
+          "[resources.sbatch] with reservation = \"paper\"", value)
+  for name, item in value.items():
+    problem = slurm_options.check_option(name, item)
+    if problem:
+      _fail("%s.%s" % (field, name), problem, item)
+
+
 _CHECKS = {
     "str": _check_str,
     "name": _check_name,
@@ -267,10 +294,15 @@ _CHECKS = {
     "non_negative_number": lambda f, v: (
         (not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0)
         or _fail(f, "must be a number >= 0, e.g. 0.25", v)),
-    "partition": lambda f, v: (
-        (isinstance(v, str) and SLURM_PARTITION.match(v)) or _fail(
-            f, "must be a SLURM partition name (letters, digits, '_', '-', "
-            "'.'; several separated by commas)", v)),
+    "partition": lambda f, v: _slurm(f, v, slurm_options.check_partition),
+    "slurm_name": lambda f, v: _slurm(f, v, slurm_options.check_name),
+    "slurm_mem": lambda f, v: _slurm(f, v, slurm_options.check_mem),
+    "slurm_constraint": lambda f, v: _slurm(f, v,
+                                            slurm_options.check_constraint),
+    "shell_lines": lambda f, v: _check_list(
+        f, v, lambda g, w: _slurm(g, w, slurm_options.check_line),
+        "shell lines"),
+    "sbatch_options": lambda f, v: _check_sbatch(f, v),
     "pair": lambda f, v: (
         (isinstance(v, list) and len(v) == 2 and all(
             isinstance(x, (str, int)) and not isinstance(x, bool)

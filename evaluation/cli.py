@@ -8,7 +8,11 @@
       [--slurm-constraint 'a100|h100'] [--slurm-setup 'module load cuda'] \
       [--slurm-option reservation=paper]
   sbd_study report STUDY --output DIR      # rebuild tables, figures, report
-  sbd_study plan STUDY                     # list the runs without running
+  sbd_study plan STUDY                     # check the study, list its runs
+
+`plan` and `run` first check every dataset name, config file, gin binding
+and metric of the study (in a child process that loads dlib, ~10-30 s) and
+list every problem before anything runs.
 
 Re-running `run` on the same output folder resumes: finished runs are
 skipped, unfinished ones continue where they stopped. Paths are relative to
@@ -156,7 +160,12 @@ def _parser():
 def main(argv=None):
   args = _parser().parse_args(argv)
   try:
-    study = study_lib.parse_study(args.study)
+    if args.command in ("plan", "run"):
+      # Every dataset name, config, binding and metric, before any worker.
+      from evaluation import preflight  # pylint: disable=g-import-not-at-top
+      study = preflight.check(args.study)
+    else:
+      study = study_lib.parse_study(args.study)
     if args.command == "plan":
       for run in study.runs:
         print(run.run_id)

@@ -15,9 +15,16 @@ from tests.helpers import REPO
 from tests.helpers import run_tool
 
 TINY = os.path.join(REPO, "tests", "data", "tiny_metrics")
+# Makes the small_colored_sprites runs fail in their worker: the binding
+# passes the pre-launch check (a known parameter) but the value is refused
+# when the dataset is built, an error a retry cannot change.
+FAILING = textwrap.dedent("""
+    [dataset_bindings]
+    small_colored_sprites = ["small_colored_sprites.scale_factor = 2.0"]
+    """)
 STUDY = textwrap.dedent("""
     name = "tiny"
-    datasets = ["colored_sprites", "no_such_dataset"]
+    datasets = ["colored_sprites", "small_colored_sprites"]
     models = ["vae"]
     decoders = ["broadcast", "deconv"]
     seeds = [0]
@@ -30,9 +37,13 @@ STUDY = textwrap.dedent("""
     mig = "{tiny}/mig.gin"
     factor_vae = "{tiny}/factor_vae.gin"
     dci = "{tiny}/dci.gin"
-    """).format(tiny=TINY)
+    """).format(tiny=TINY) + FAILING
+# The study with one dataset and nothing failing.
+ONE_DATASET = STUDY.replace(FAILING, "").replace(
+    '"colored_sprites", "small_colored_sprites"', '"colored_sprites"')
 GOOD = ["colored_sprites-vae-broadcast-seed0", "colored_sprites-vae-deconv-seed0"]
-BAD = ["no_such_dataset-vae-broadcast-seed0", "no_such_dataset-vae-deconv-seed0"]
+BAD = ["small_colored_sprites-vae-broadcast-seed0",
+       "small_colored_sprites-vae-deconv-seed0"]
 
 
 def _study_cli(args, check=False):
@@ -55,9 +66,14 @@ def test_failing_runs_are_listed_and_do_not_stop_the_study(finished_study):
   assert proc.returncode == 1  # some runs failed
   assert "4 runs: 2 finished now, 0 finished earlier, 2 failed." in proc.stdout
   for run_id in BAD:
-    assert "FAILED %s: ValueError: Unknown dataset name 'no_such_dataset'" % (
+    assert "FAILED %s: ValueError: scale_factor must be in (0, 1], got 2.0." % (
         run_id) in proc.stdout
-    assert os.path.exists(out / "runs" / run_id / study_lib.ERROR_FILE)
+    error_log = out / "runs" / run_id / study_lib.ERROR_FILE
+    assert "    full error: %s\n" % error_log in proc.stdout
+    assert os.path.exists(error_log)
+    # Not retried (the default is 1 retry): the error cannot change.
+    log = (out / "runs" / run_id / "worker.log").read_text()
+    assert log.count("[worker] train phase of") == 1
     assert not os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
   for run_id in GOOD:
     assert os.path.exists(out / "runs" / run_id / study_lib.DONE_FILE)
@@ -97,7 +113,7 @@ def test_report_links_tables_and_figures_that_exist(finished_study):
   assert "Report: " in proc.stdout
   report = (out / "report.md").read_text()
   assert "2 of 4 runs finished" in report
-  assert "no_such_dataset-vae-deconv-seed0" in report  # listed as failed
+  assert BAD[1] in report  # listed as failed
   for link in ("figures/metric_distributions.png",
                "figures/traversals-colored_sprites-vae-broadcast.png",
                "results/comparison.csv", "results/comparison.tex"):
@@ -146,9 +162,8 @@ def test_output_folder_of_another_study_is_refused(finished_study, tmp_path):
 
 def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
   spec = tmp_path / "ray.toml"
-  spec.write_text(STUDY.replace('["colored_sprites", "no_such_dataset"]',
-                                '["colored_sprites"]').replace(
-                                    '["broadcast", "deconv"]', '["deconv"]'))
+  spec.write_text(ONE_DATASET.replace('["broadcast", "deconv"]',
+                                      '["deconv"]'))
   proc = _study_cli(["run", str(spec), "--output", str(tmp_path / "out"),
                      "--executor", "ray", "--no-report", "--cpus-per-run",
                      "1", "--retries", "0"])
@@ -293,9 +308,8 @@ def test_plan_lists_the_cartesian_product_with_sweeps(tmp_path):
 def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
   """dlib's aggregate has every model's columns, NaN where one does not apply."""
   spec = tmp_path / "mixed.toml"
-  spec.write_text(STUDY.replace('["vae"]', '["vae", "factorvae"]').replace(
-      '"colored_sprites", "no_such_dataset"', '"colored_sprites"').replace(
-          '"broadcast", "deconv"', '"deconv"'))
+  spec.write_text(ONE_DATASET.replace('["vae"]', '["vae", "factorvae"]').replace(
+      '"broadcast", "deconv"', '"deconv"'))
   study = study_lib.parse_study(str(spec))
   rows = []
   for run, beta, gamma in zip(study.runs, (4.0, float("nan")),

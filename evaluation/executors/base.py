@@ -22,6 +22,7 @@ from typing import Optional, Tuple, Union
 
 from evaluation import processes
 from evaluation import study as study_lib
+from evaluation import worker
 
 PHASES = ("train", "evaluate")
 # Trainings share a GPU. A batch-16 Spatial Broadcast training step is ~34
@@ -132,10 +133,21 @@ def worker_env():
   return env
 
 
+# In the error text of a worker that exited with worker.CANNOT_RETRY_EXIT.
+CANNOT_RETRY = "an error a retry cannot change"
+
+
+def cannot_retry(error):
+  """True if the error text of a task says retrying it is pointless."""
+  return CANNOT_RETRY in (error or "")
+
+
 def exit_error(code):
   """The error text of a worker exit code (None for success)."""
   if code == 0:
     return None
+  if code == worker.CANNOT_RETRY_EXIT:
+    return "worker stopped on %s (exit status %d)" % (CANNOT_RETRY, code)
   if code < 0:
     return "worker killed by %s" % signal.Signals(-code).name
   return "worker exited with status %d" % code

@@ -18,7 +18,8 @@ Why a child process: registering dlib's configurables imports TensorFlow,
 which takes seconds and memory; `sbd_study` itself, `evaluation.study` and
 the runner stay free of it, and the child sees exactly what a worker sees
 (a fresh interpreter, the plugin activated by its import hook, the workers'
-environment and working directory, against which gin resolves `include`s).
+environment and working directory, from which and from the Python path gin
+resolves `include`s).
 
 The child: python -m evaluation.preflight <items.json> <problems.json>.
 """
@@ -222,30 +223,36 @@ class _Gin(object):
         self.problems.append("%s: cannot import %s: %s" % (
             here, statement.module, e))
     elif isinstance(statement, parser.IncludeStatement):
-      path = self._include(statement.filename)
-      if path is None:
+      found = self._open_include(statement.filename)
+      if found is None:
         self.problems.append(
             "%s: included file %r not found (gin looks in the working "
-            "directory %s)" % (here, statement.filename, os.getcwd()))
+            "directory %s and on the Python path)" % (
+                here, statement.filename, os.getcwd()))
       else:
-        self.file(path)
+        self.file(*found)
 
-  def _include(self, filename):
-    prefixes = (self._config._LOCATION_PREFIXES  # pylint: disable=protected-access
+  def _open_include(self, filename):
+    """(path, text) of an included file, found as gin finds it, or None."""
+    config = self._config
+    prefixes = (config._LOCATION_PREFIXES  # pylint: disable=protected-access
                 if not os.path.isabs(filename) else [""])
     for prefix in prefixes:
-      path = os.path.join(prefix, filename)
-      if os.path.isfile(path):
-        return os.path.abspath(path)
+      candidate = os.path.join(prefix, filename)
+      for reader, exists in config._FILE_READERS:  # pylint: disable=protected-access
+        if exists(candidate):
+          with reader(candidate) as f:
+            return os.path.abspath(getattr(f, "name", candidate)), f.read()
     return None
 
-  def file(self, path, where=None):
+  def file(self, path, text=None, where=None):
     """Checks a config file (once) and the files it includes."""
     if path in self._seen_files:
       return
     self._seen_files.add(path)
-    with open(path) as f:
-      text = f.read()
+    if text is None:
+      with open(path) as f:
+        text = f.read()
 
     def where_of(location):
       line = "%s:%s" % (path, location.line_num if location else "?")
@@ -265,7 +272,7 @@ def child_problems(given):
   found = dataset_problems(given["datasets"])
   checker = _Gin()
   for where, path in given["files"]:
-    checker.file(path, where)
+    checker.file(path, where=where)
   for where, text in given["bindings"]:
     checker.binding(where, text)
   return found + checker.problems

@@ -104,13 +104,36 @@ def _suggest(name, valid):
   return " (did you mean %r?)" % close[0] if close else ""
 
 
+def _stock_files():
+  """dlib's stock datasets that read DeepMind's dSprites file -> that file.
+
+  From dlib's data/ground_truth/dsprites.py (all five variants load it); the
+  other stock datasets' files are not checked.
+  """
+  from sbd_plugin.datasets import data_dir  # pylint: disable=g-import-not-at-top
+  return {name: data_dir.DSPRITES_NPZ for name in (
+      "dsprites_full", "dsprites_noshape", "color_dsprites", "noisy_dsprites",
+      "scream_dsprites")}
+
+
 def dataset_problems(datasets):
-  """Unknown dataset names, each with the study field that names it."""
+  """Unknown dataset names, or stock ones whose file is missing, by field."""
+  from sbd_plugin.datasets import data_dir  # pylint: disable=g-import-not-at-top
   from sbd_plugin.datasets import registry  # pylint: disable=g-import-not-at-top
   valid = set(registry.STOCK_DATASETS) | set(registry.PLUGIN_DATASETS)
-  return ["%s: unknown dataset name %r%s; valid names: %s" % (
-      where, name, _suggest(name, valid), ", ".join(sorted(valid)))
-          for where, name in datasets if name not in valid]
+  files = _stock_files()
+  found = []
+  for where, name in datasets:
+    if name not in valid:
+      found.append("%s: unknown dataset name %r%s; valid names: %s" % (
+          where, name, _suggest(name, valid), ", ".join(sorted(valid))))
+    elif name in files and not os.path.isfile(data_dir.path(files[name])):
+      found.append(
+          "%s: dlib's %r reads %s, which does not exist (set "
+          "$DISENTANGLEMENT_LIB_DATA, or run dlib_download_data there; the "
+          "plugin's generated datasets, e.g. colored_sprites, need no file)"
+          % (where, name, os.path.abspath(data_dir.path(files[name]))))
+  return found
 
 
 class _Gin(object):

@@ -109,6 +109,19 @@ def test_run_starts_nothing_for_a_study_with_problems(typos, planned):
   assert not out.exists()  # No folder, no worker, no queue wait.
 
 
+def test_a_stock_dataset_without_its_file_is_found_before_launch(tmp_path,
+                                                                  monkeypatch):
+  monkeypatch.setenv("DISENTANGLEMENT_LIB_DATA", str(tmp_path / "data"))
+  found = preflight.dataset_problems([("datasets[0]", "dsprites_full"),
+                                      ("datasets[1]", "colored_sprites")])
+  assert found == [
+      "datasets[0]: dlib's 'dsprites_full' reads %s, which does not exist (set "
+      "$DISENTANGLEMENT_LIB_DATA, or run dlib_download_data there; the "
+      "plugin's generated datasets, e.g. colored_sprites, need no file)" %
+      (tmp_path / "data" / "dsprites" /
+       "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")]
+
+
 def test_unknown_metric_names_are_listed_together(tmp_path):
   spec = tmp_path / "s.toml"
   spec.write_text(TYPOS.replace('names = ["mig"]', 'names = ["mgi", "dcii"]'))

@@ -3,7 +3,8 @@
 `sbd_study plan` and `run` call `check(path)`: it plans the study (missing
 config files and unknown metric names are problems of the plan) and then,
 in one child process, resolves every dataset name through the plugin's
-registry and parses every gin config file (with its includes) and every
+registry (and looks for DeepMind's dSprites file where dlib's dSprites
+datasets need it) and parses every gin config file (with its includes) and every
 binding of the study against the configurables that dlib and the plugin
 register. Every problem is listed at once, each with the file and line or
 the study field it comes from, and a "did you mean" where a registered name

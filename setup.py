@@ -66,7 +66,8 @@ setuptools.setup(
     description=("Spatial Broadcast decoders, the paper's datasets and a "
                  "comparison study runner for disentanglement_lib 1.5 on "
                  "Python 3.11 / TensorFlow 2.15."),
-    python_requires=">=3.9,<3.12",
+    # tomllib (the study files) is 3.11's; TensorFlow 2.15 has no 3.12 wheel.
+    python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["sbd_plugin", "sbd_plugin.*",
                                                "evaluation", "evaluation.*",
                                                "gin_configs", "gin_configs.*"]),
@@ -78,7 +79,9 @@ setuptools.setup(
     extras_require={
         "gpu": ["tensorflow[and-cuda]==%s" %
                 _PINS["NUMERIC_PINS"]["tensorflow"]],
-        "ray": ["ray[default]>=2.9,<3"],
+        # requirements/ray.txt pins these two extras and their dependencies
+        # (Ray's core: the executor runs without Ray's dashboard).
+        "ray": ["ray>=2.9,<3"],
         "slurm": ["submitit>=1.5,<2"],
         "test": ["pytest>=7"],
     },

@@ -3,9 +3,16 @@
   sbd_study run gin_configs/studies/demo.toml --output out/demo [--jobs 2]
   sbd_study run STUDY --output DIR --executor ray [--ray-address HOST:PORT]
   sbd_study run STUDY --output DIR --executor slurm --slurm-partition gpu \
-      --slurm-time 240 [--gpus-per-run 0.25] [--cpus-per-run 2]
+      --slurm-time 240 [--gpus-per-run 0.25] [--cpus-per-run 2] \
+      [--slurm-account A] [--slurm-qos Q] [--slurm-mem 32G] \
+      [--slurm-constraint 'a100|h100'] [--slurm-setup 'module load cuda'] \
+      [--slurm-option reservation=paper]
   sbd_study report STUDY --output DIR      # rebuild tables, figures, report
-  sbd_study plan STUDY                     # list the runs without running
+  sbd_study plan STUDY                     # check the study, list its runs
+
+`plan` and `run` first check every dataset name, config file, gin binding
+and metric of the study (in a child process that loads dlib, ~10-30 s) and
+list every problem before anything runs.
 
 Re-running `run` on the same output folder resumes: finished runs are
 skipped, unfinished ones continue where they stopped. Paths are relative to
@@ -21,6 +28,7 @@ from evaluation.executors import base as executor_base
 from evaluation import faults
 from evaluation import layout
 from evaluation import runner
+from evaluation import slurm_options
 from evaluation import study as study_lib
 
 
@@ -43,18 +51,38 @@ def _at_least(minimum, cast=int, what="a whole number"):
 _positive_int = _at_least(1)
 
 
-def _partition(text):
-  if not study_lib.SLURM_PARTITION.match(text):
+def _checked(check):
+  """An argparse type from an evaluation.slurm_options check."""
+
+  def parse(text):
+    problem = check(text)
+    if problem:
+      raise argparse.ArgumentTypeError("%s, got %r" % (problem, text))
+    return text
+
+  return parse
+
+
+def _sbatch_option(text):
+  try:
+    return slurm_options.parse_option(text)
+  except ValueError as e:
     raise argparse.ArgumentTypeError(
-        "must be a SLURM partition name (letters, digits, '_', '-', '.'; "
-        "several separated by commas), got %r" % text)
-  return text
+        "%s (write NAME=VALUE, or NAME alone for a flag)" % e) from None
 
 
 # The argparse type of each [resources] type check (study_lib.RESOURCES).
-_FLAG_TYPES = {"partition": _partition, "positive_int": _positive_int,
-               "non_negative_int": _at_least(0),
-               "non_negative_number": _at_least(0, float, "a number")}
+_FLAG_TYPES = {
+    "partition": _checked(slurm_options.check_partition),
+    "positive_int": _positive_int, "non_negative_int": _at_least(0),
+    "non_negative_number": _at_least(0, float, "a number"),
+    "slurm_name": _checked(slurm_options.check_name),
+    "slurm_mem": _checked(slurm_options.check_mem),
+    "slurm_constraint": _checked(slurm_options.check_constraint),
+    "shell_lines": _checked(slurm_options.check_line),
+    "sbatch_options": _sbatch_option}
+# Checks whose flag may be repeated, one item each.
+_REPEATED = ("shell_lines", "sbatch_options")
 # What --help says of a resource flag beyond the study file's description.
 _FLAG_HELP = {
     "gpus_per_run": "GPUs per training on Ray/SLURM; a fraction shares a "
@@ -68,8 +96,17 @@ _FLAG_HELP = {
     "time_minutes": "time limit of a SLURM job (default %d); a job that "
                     "reaches it or is pre-empted is requeued and resumes" %
                     executor_base.DEFAULT_TIME_MINUTES,
+    "account": "SLURM account of the jobs (sbatch --account)",
+    "qos": "SLURM quality of service (sbatch --qos)",
+    "mem": "memory of each SLURM job, e.g. 32G (sbatch --mem)",
+    "constraint": "node features, e.g. 'a100|h100' (sbatch --constraint)",
+    "setup": "a shell line each SLURM job runs before its tasks (repeat for "
+             "several; replaces the study's `setup`)",
+    "sbatch": "any other sbatch option, e.g. reservation=paper (repeat for "
+              "several; added to the study's `sbatch`)",
 }
-_FLAG_METAVARS = {"time_minutes": "MINUTES"}
+_FLAG_METAVARS = {"time_minutes": "MINUTES", "mem": "MEM", "setup": "LINE",
+                  "sbatch": "NAME=VALUE"}
 
 
 def _add_resource_flags(run):
@@ -77,6 +114,7 @@ def _add_resource_flags(run):
   for key, (check, description, flag) in study_lib.RESOURCES.items():
     run.add_argument(flag, type=_FLAG_TYPES[check], default=None, dest=key,
                      metavar=_FLAG_METAVARS.get(key),
+                     action="append" if check in _REPEATED else "store",
                      help=_FLAG_HELP.get(key, description))
 
 
@@ -126,7 +164,12 @@ def _parser():
 def main(argv=None):
   args = _parser().parse_args(argv)
   try:
-    study = study_lib.parse_study(args.study)
+    if args.command in ("plan", "run"):
+      # Every dataset name, config, binding and metric, before any worker.
+      from evaluation import preflight  # pylint: disable=g-import-not-at-top
+      study = preflight.check(args.study)
+    else:
+      study = study_lib.parse_study(args.study)
     if args.command == "plan":
       for run in study.runs:
         print(run.run_id)

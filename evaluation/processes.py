@@ -3,7 +3,12 @@
 - `FolderLock`: an exclusive `flock` on a file in a folder. The kernel frees
   it when the holder dies (even by SIGKILL), so a killed runner never blocks
   the next one, while a live one keeps a second runner (or a second worker of
-  the same run) out.
+  the same run) out. Where `flock` is not supported (ENOSYS, EOPNOTSUPP or
+  ENOLCK on some Lustre and NFS mounts) it falls back to a lock file created
+  with O_CREAT|O_EXCL that names its holder's host, pid and start time; such
+  a file is stale once that process is gone from this host. One left by a
+  process of another host cannot be checked from here: it stays in force and
+  the error says which file to delete once that process is known to be gone.
 - `die_with_parent`: called first thing in a child; asks Linux to SIGKILL the
   child when its parent dies, so a killed runner leaves no worker behind to
   write into a run that a later runner redoes.
@@ -16,6 +21,7 @@
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -30,12 +36,36 @@ class LockedError(RuntimeError):
   """The lock is held by another live process."""
 
 
+# A lock file that does not parse (its writer died between creating and
+# writing it) is stale after this long; younger, its writer may be at work.
+_UNWRITTEN_SECONDS = 10.0
+# flock errors that mean "not supported here", not "held by someone".
+_NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOLCK)
+
+
+def _start_time(pid):
+  """The start time of process `pid` (clock ticks since boot), or None."""
+  try:
+    with open("/proc/%d/stat" % pid) as f:
+      return int(f.read().rsplit(")", 1)[1].split()[19])
+  except (OSError, IndexError, ValueError):
+    return None
+
+
+def _holder_text(record):
+  return "%s (pid %s on %s)" % (record.get("what", "?"), record.get("pid"),
+                                record.get("host"))
+
+
 class FolderLock(object):
   """An exclusive lock on `<folder>/<name>`, held until `release` or death."""
 
   def __init__(self, folder, name=".lock"):
     self.path = os.path.join(folder, name)
+    # The fallback where flock is unsupported (see the module docstring).
+    self.file_path = self.path + ".owner"
     self._fd = None
+    self._record = None
 
   def acquire(self, what):
     """Takes the lock or raises LockedError naming the holder.
@@ -51,6 +81,8 @@ class FolderLock(object):
       os.close(fd)
       if e.errno in (errno.EAGAIN, errno.EACCES):
         raise LockedError(holder or "another process") from None
+      if e.errno in _NO_FLOCK:
+        return self._acquire_file(what)
       raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, ("%s (pid %d on %s)" % (what, os.getpid(),
@@ -58,10 +90,94 @@ class FolderLock(object):
     self._fd = fd
     return self
 
+  def _acquire_file(self, what):
+    """The fallback: creates `file_path` exclusively, or names its holder."""
+    record = {"what": what, "host": os.uname().nodename, "pid": os.getpid(),
+              "start_time": _start_time(os.getpid())}
+    for _ in range(2):  # Once more after removing a stale file.
+      try:
+        fd = os.open(self.file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o644)
+      except FileExistsError:
+        holder = self._read_file()
+        if holder is None and self._age() < _UNWRITTEN_SECONDS:
+          raise LockedError("another process, taking the lock just now "
+                            "(%s)" % self.file_path) from None
+        if holder is not None and not self._is_stale(holder):
+          raise LockedError(self._held_text(holder)) from None
+        self._remove_stale(holder)
+        continue
+      with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+      self._record = record
+      return self
+    raise LockedError("another process took %s first" % self.file_path)
+
+  def _age(self):
+    try:
+      return time.time() - os.stat(self.file_path).st_mtime
+    except FileNotFoundError:
+      return float("inf")
+
+  def _read_file(self):
+    """The holder's record, or None if the file is gone or half-written."""
+    try:
+      with open(self.file_path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      return None
+    return record if isinstance(record, dict) else None
+
+  @staticmethod
+  def _is_stale(record):
+    """True if the holder was a process of this host that is gone."""
+    if record.get("host") != os.uname().nodename:
+      return False  # Another host's process: cannot be checked from here.
+    pid = record.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+      return True
+    # The pid may have been reused by a process that started later.
+    started = record.get("start_time")
+    return started is not None and _start_time(pid) not in (None, started)
+
+  def _held_text(self, record):
+    text = _holder_text(record)
+    if record.get("host") != os.uname().nodename:
+      text += ("; this file system has no flock, so a lock of another host "
+               "cannot be checked: if that process is gone, delete %s" %
+               self.file_path)
+    return text
+
+  def _remove_stale(self, record):
+    """Removes a stale lock file, unless another process replaced it first."""
+    aside = "%s.stale.%d" % (self.file_path, os.getpid())
+    try:
+      os.rename(self.file_path, aside)  # Atomic: one remover wins.
+    except FileNotFoundError:
+      return
+    if self._read_aside(aside) != record:  # A new holder's file: put it back.
+      try:
+        os.link(aside, self.file_path)
+      except FileExistsError:
+        pass
+    os.remove(aside)
+
+  @staticmethod
+  def _read_aside(path):
+    try:
+      with open(path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return None
+
   def release(self):
     if self._fd is not None:
       os.close(self._fd)  # Closing the descriptor drops the flock.
       self._fd = None
+    if self._record is not None:
+      if self._read_file() == self._record:
+        os.remove(self.file_path)
+      self._record = None
 
 
 def die_with_parent():

@@ -6,7 +6,10 @@ of its own (dlib keeps global gin and graph state), started by an executor
 (`evaluation.executors`: local processes, Ray, SLURM through submitit). The
 runner pipelines them (`Pipeline`): a run's evaluation starts when its
 training ended and overlaps later trainings. A failed task is tried again
-`retries` times; a run still failing is logged and listed, the others go on.
+`retries` times, unless its worker says the error cannot change on a retry
+(`worker.CANNOT_RETRY_EXIT`: a configuration, gin or value error); a run
+still failing is listed with its error's line and the path of its full
+error.log, and the others go on.
 Finished runs (a DONE.json that parses) are skipped when the same study is
 run again, and interrupted ones resume. While it waits, the runner shows the
 step, steps/s and ETA of every running training (`model/progress.json`).
@@ -50,6 +53,8 @@ class Outcome:
   error: str = ""
   # Seconds per step (train, postprocess, each metric) from DONE.json.
   timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+  # A failed run's error.log (its full traceback), if the worker wrote one.
+  error_log: str = ""
 def prepare_output_dir(study, output_dir):
   """Creates the output folder, or checks that it holds this same study.
 
@@ -112,7 +117,11 @@ def tasks_left(output_dir, run):
 
 
 def _error_excerpt(output_dir, run, error):
-  """The line that says why a run failed; `error`: the executor's words."""
+  """The line that says why a run failed, whole; `error`: the executor's words.
+
+  The last exception line of its error.log (or worker.log): the first line
+  of the message of the exception that ended the worker.
+  """
   directory = study_lib.run_dir(output_dir, run)
   for path in (layout.error_path(directory), layout.worker_log(directory)):
     if os.path.exists(path):
@@ -120,7 +129,7 @@ def _error_excerpt(output_dir, run, error):
         lines = [l.rstrip() for l in f if l.strip()]
       errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)", l)]
       if errors or lines:
-        return (errors or lines)[-1][:300]
+        return (errors or lines)[-1]
   return error or "worker exited without output"
 
 
@@ -200,7 +209,8 @@ class Pipeline(object):
       if error is None and task in self._next:
         follower = self._next.pop(task)
         self._waiting[follower.phase].append(follower)
-      elif error is not None and self._attempts[task] <= self._retries:
+      elif (error is not None and self._attempts[task] <= self._retries and
+            not base.cannot_retry(error)):
         self.retried += 1
         self._waiting[task.phase].appendleft(task)
       else:
@@ -306,7 +316,11 @@ class _Progress(object):
 def settings(study, output_dir, overrides=None):
   """The executors' settings: the study's [resources], then the given flags."""
   values = dict(study.resources)
-  values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+  given = {k: v for k, v in (overrides or {}).items() if v is not None}
+  # Extra sbatch options add to the study's, option by option.
+  sbatch = dict(values.get("sbatch", {}))
+  sbatch.update(dict(given.pop("sbatch", ())))
+  values.update(given, sbatch=sbatch)
   return base.Settings(output_dir=output_dir, **values)
 
 
@@ -361,9 +375,12 @@ def _ended(output_dir, run, error):
   """The Outcome of a run whose last task ended (error None: succeeded)."""
   if error is None and study_lib.is_finished(output_dir, run):
     return _outcome(output_dir, run, "finished")
-  return _outcome(output_dir, run, "failed",
-                  _error_excerpt(output_dir, run, error) if error else
-                  "no DONE.json written")
+  outcome = _outcome(output_dir, run, "failed",
+                     _error_excerpt(output_dir, run, error) if error else
+                     "no DONE.json written")
+  log = layout.error_path(study_lib.run_dir(output_dir, run))
+  outcome.error_log = log if os.path.exists(log) else ""
+  return outcome
 
 
 def _run_all(study, output_dir, executor, jobs, progress):
@@ -411,6 +428,8 @@ def summarize(outcomes: List[Outcome]):
   for o in outcomes:
     if o.status == "failed":
       lines.append("  FAILED %s: %s" % (o.run_id, o.error))
+      if o.error_log:
+        lines.append("    full error: %s" % o.error_log)
   table = timings_table(outcomes)
   if table:
     lines += ["", "Where the time went, per step:"] + table

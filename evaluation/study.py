@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 
 from evaluation import layout
 from evaluation import metrics as metrics_lib
+from evaluation import slurm_options
 from sbd_plugin import atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +49,7 @@ _GIN_REFERENCE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_./]*(\(\))?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _MAX_SEED = 2**31 - 1
 # A SLURM partition, or a comma-separated list of them (written into sbatch).
-SLURM_PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+SLURM_PARTITION = slurm_options.PARTITION
 
 # What a study may ask of the executors: each key of its [resources] table is
 # a field of evaluation.executors.base.Settings and has a flag of `sbd_study
@@ -65,6 +66,18 @@ RESOURCES = {
                   "--slurm-partition"),
     "time_minutes": ("positive_int", "time limit of each SLURM job",
                      "--slurm-time"),
+    "account": ("slurm_name", "SLURM account of the jobs (--account)",
+                "--slurm-account"),
+    "qos": ("slurm_name", "SLURM quality of service (--qos)", "--slurm-qos"),
+    "mem": ("slurm_mem", "memory of each SLURM job (--mem), e.g. \"32G\"",
+            "--slurm-mem"),
+    "constraint": ("slurm_constraint",
+                   "node features of the jobs (--constraint)",
+                   "--slurm-constraint"),
+    "setup": ("shell_lines", "shell lines each SLURM job runs before its "
+              "tasks, e.g. [\"module load cuda\"]", "--slurm-setup"),
+    "sbatch": ("sbatch_options", "any other sbatch option: name -> value, "
+               "e.g. reservation = \"paper\"", "--slurm-option"),
 }
 
 # The study file's keys: key -> (type check name, description). Tables map to
@@ -96,6 +109,8 @@ SCHEMA = {
     },
     "dataset_bindings": ("{}", "dataset name -> gin bindings for every step"),
     "decoder_bindings": ("{}", "decoder name -> extra training bindings"),
+    "model_bindings": ("{}", "model name -> extra training bindings (after "
+                       "`train.bindings`, e.g. FactorVAE's step count)"),
     "figures": {
         "traversals": ("bool", "draw latent traversals"),
         "latent_geometry": ("pair", "two factors (names or indices)"),
@@ -152,6 +167,11 @@ class Study:
   primary_metrics: Tuple[str, ...] = PRIMARY_METRICS
   # The [resources] table as written (keys of RESOURCES).
   resources: Dict[str, object] = dataclasses.field(default_factory=dict)
+  # What evaluation.preflight checks before launch: ("file" or "binding",
+  # the study field it came from, the path or binding text) ...
+  gin_sources: Tuple[Tuple[str, str, str], ...] = ()
+  # ... and (study field, name) of every dataset name the study uses.
+  dataset_names: Tuple[Tuple[str, str], ...] = ()
 
 
 class StudyError(ValueError):
@@ -254,6 +274,22 @@ def _check_scalar(field, value):
     _fail(field, "must hold strings, numbers or booleans", value)
 
 
+def _slurm(field, value, check):
+  problem = check(value)
+  if problem:
+    _fail(field, problem, value)
+
+
+def _check_sbatch(field, value):
+  if not isinstance(value, dict):
+    _fail(field, "must be a table of sbatch option -> value, e.g. "
+          "[resources.sbatch] with reservation = \"paper\"", value)
+  for name, item in value.items():
+    problem = slurm_options.check_option(name, item)
+    if problem:
+      _fail("%s.%s" % (field, name), problem, item)
+
+
 _CHECKS = {
     "str": _check_str,
     "name": _check_name,
@@ -273,10 +309,15 @@ _CHECKS = {
     "non_negative_number": lambda f, v: (
         (not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0)
         or _fail(f, "must be a number >= 0, e.g. 0.25", v)),
-    "partition": lambda f, v: (
-        (isinstance(v, str) and SLURM_PARTITION.match(v)) or _fail(
-            f, "must be a SLURM partition name (letters, digits, '_', '-', "
-            "'.'; several separated by commas)", v)),
+    "partition": lambda f, v: _slurm(f, v, slurm_options.check_partition),
+    "slurm_name": lambda f, v: _slurm(f, v, slurm_options.check_name),
+    "slurm_mem": lambda f, v: _slurm(f, v, slurm_options.check_mem),
+    "slurm_constraint": lambda f, v: _slurm(f, v,
+                                            slurm_options.check_constraint),
+    "shell_lines": lambda f, v: _check_list(
+        f, v, lambda g, w: _slurm(g, w, slurm_options.check_line),
+        "shell lines"),
+    "sbatch_options": lambda f, v: _check_sbatch(f, v),
     "pair": lambda f, v: (
         (isinstance(v, list) and len(v) == 2 and all(
             isinstance(x, (str, int)) and not isinstance(x, bool)
@@ -332,10 +373,17 @@ def _check_sweep(field, value):
     _check_list("%s.\"%s\"" % (field, key), values, _check_scalar, "values")
 
 
+def _with_suggestion(name, valid):
+  """'name' quoted, with "(did you mean 'x'?)" if one valid name is close."""
+  close = difflib.get_close_matches(name, list(valid), n=1)
+  return "%r%s" % (name, " (did you mean %r?)" % close[0] if close else "")
+
+
 def _check_references(spec):
   """Cross-field checks: tables keyed by names must name listed ones."""
   for field, listed in (("dataset_bindings", "datasets"),
                         ("decoder_bindings", "decoders"),
+                        ("model_bindings", "models"),
                         ("metrics.configs", "metrics.names")):
     table = spec
     for part in field.split("."):
@@ -348,11 +396,14 @@ def _check_references(spec):
                          "(%s)." % (field, key, listed, ", ".join(names)))
   metrics = spec.get("metrics", {})
   names = metrics.get("names", list(METRICS))
-  for name in names:
-    if name not in metrics_lib.METRICS:
-      raise StudyError("Study field `metrics.names` lists %r, which is not "
-                       "one of dlib's metrics: %s." % (
-                           name, ", ".join(metrics_lib.METRICS)))
+  unknown = [name for name in names if name not in metrics_lib.METRICS]
+  if unknown:
+    raise StudyError("Study field `metrics.names` lists %s, which %s not "
+                     "one of dlib's metrics: %s." % (
+                         ", ".join(_with_suggestion(n, metrics_lib.METRICS)
+                                   for n in unknown),
+                         "is" if len(unknown) == 1 else "are",
+                         ", ".join(metrics_lib.METRICS)))
   labels = metrics_lib.labels(names)
   for label in metrics.get("primary", []):
     if label not in labels:
@@ -376,24 +427,89 @@ def validate(spec):
   _check_references(spec)
 
 
-def _resolve(path, base):
-  """Resolves a config path relative to the study file, then the repo."""
+def _find(path, base):
+  """A config path relative to the study file, then the repo; None if absent."""
   for root in (base, REPO_ROOT):
     candidate = os.path.join(root, path)
     if os.path.isfile(candidate):
       return os.path.abspath(candidate)
-  raise StudyError("Config file %r not found (looked next to the study file "
-                   "and in %s)." % (path, REPO_ROOT))
+  return None
+
+
+class _Plan(object):
+  """What planning found: config paths, gin sources and problems.
+
+  Every config file and binding is recorded with the study field it came
+  from, for `evaluation.preflight` to check against gin's configurables.
+  """
+
+  def __init__(self, base):
+    self.base = base
+    self.problems = []
+    self.sources = {}  # (kind, text) -> where; kind "file" or "binding"
+
+  def config(self, path, where, hint=""):
+    """The absolute path of config `path` (as given if missing: a problem)."""
+    found = _find(path, self.base)
+    if found is None:
+      problem = ("%s: config file %r not found (looked next to the study "
+                 "file and in %s)%s." % (where, path, REPO_ROOT, hint))
+      if problem not in self.problems:
+        self.problems.append(problem)
+      return path
+    self.sources.setdefault(("file", found), where)
+    return found
+
+  def bindings(self, where, bindings):
+    for i, binding in enumerate(bindings):
+      self.sources.setdefault(("binding", binding), "%s[%d]" % (where, i))
+
+
+class StudyProblems(StudyError):
+  """Problems found while planning; `study` is planned as far as possible."""
+
+  def __init__(self, message, problems, study):
+    super(StudyProblems, self).__init__(message)
+    self.problems = problems
+    self.study = study
+
+
+def problems_text(path, problems):
+  """One message listing every problem of the study file at `path`."""
+  return "%s cannot run, %d problem%s:\n%s" % (
+      path, len(problems), "" if len(problems) == 1 else "s",
+      "\n".join("  - " + p for p in problems))
+
+
+def _model_config_hint(decoder, model, base):
+  """A close decoder that has a config for `model`, for a missing pair."""
+  suffix = "_%s.gin" % model
+  have = sorted({name[:-len(suffix)] for root in (base, REPO_ROOT)
+                 for name in _listdir(os.path.join(root, "gin_configs"))
+                 if name.endswith(suffix)})
+  close = difflib.get_close_matches(decoder, have, n=1)
+  return "; %s (see gin_configs/*%s)" % (
+      "did you mean decoder %r?" % close[0] if close else
+      "a decoder and a model name the file gin_configs/<decoder>_<model>.gin",
+      suffix)
+
+
+def _listdir(path):
+  try:
+    return os.listdir(path)
+  except OSError:
+    return []
 
 
 # --- Planning ---------------------------------------------------------------------
 
 
-def _run_bindings(train, decoder_bindings, decoder, sweep_items, dataset, seed,
-                  run_id):
+def _run_bindings(train, decoder_bindings, decoder, model_bindings, model,
+                  sweep_items, dataset, seed, run_id):
   bindings = list(train.get("bindings", []))
   bindings += ["%s = %d" % (binding, train[key])
                for key, binding in _CHECKPOINT_BINDINGS.items() if key in train]
+  bindings += list(model_bindings.get(model, []))
   bindings += list(decoder_bindings.get(decoder, []))
   bindings += ["%s = %s" % (k, gin_literal(v)) for k, v in sweep_items]
   bindings += ["dataset.name = %s" % gin_literal(dataset),
@@ -425,23 +541,42 @@ def parse_study(path):
   except StudyError as e:
     raise StudyError("%s: %s" % (path, e)) from None
   base = os.path.dirname(os.path.abspath(path))
+  plan = _Plan(base)
   sweep = spec.get("sweep", {})
   sweep_keys = sorted(sweep)
   train = spec.get("train", {})
   metrics = spec.get("metrics", {})
   metric_names = metrics.get("names", list(METRICS))
+  given = metrics.get("configs", {})
   metric_configs = tuple(
-      (m, _resolve(metrics.get("configs", {}).get(
-          m, metrics_lib.METRICS[m].config), base)) for m in metric_names)
-  postprocess_config = _resolve(spec.get("postprocess", {}).get(
-      "config", "gin_configs/postprocess/mean.gin"), base)
+      (m, plan.config(given.get(m, metrics_lib.METRICS[m].config),
+                      "metrics.configs.%s" % m if m in given else
+                      "metrics.names (%s's default config)" % m))
+      for m in metric_names)
+  postprocess_config = plan.config(spec.get("postprocess", {}).get(
+      "config", "gin_configs/postprocess/mean.gin"), "postprocess.config")
   dataset_bindings = spec.get("dataset_bindings", {})
   decoder_bindings = spec.get("decoder_bindings", {})
+  model_bindings = spec.get("model_bindings", {})
+  plan.bindings("train.bindings", train.get("bindings", []))
+  plan.bindings("metrics.bindings", metrics.get("bindings", []))
+  for field, table in (("dataset_bindings", dataset_bindings),
+                       ("decoder_bindings", decoder_bindings),
+                       ("model_bindings", model_bindings)):
+    for name, bindings in table.items():
+      plan.bindings("%s.%s" % (field, name), bindings)
+  for key in sweep_keys:
+    plan.bindings('sweep."%s"' % key,
+                  ["%s = %s" % (key, gin_literal(v)) for v in sweep[key]])
   runs = []
   for dataset, model, decoder in itertools.product(
       spec["datasets"], spec["models"], spec["decoders"]):
-    configs = [_resolve("gin_configs/%s_%s.gin" % (decoder, model), base)]
-    configs += [_resolve(c, base) for c in train.get("configs", [])]
+    configs = [plan.config(
+        "gin_configs/%s_%s.gin" % (decoder, model),
+        "decoders x models (decoder %r, model %r)" % (decoder, model),
+        _model_config_hint(decoder, model, base))]
+    configs += [plan.config(c, "train.configs[%d]" % i)
+                for i, c in enumerate(train.get("configs", []))]
     for values in itertools.product(*[sweep[k] for k in sweep_keys]):
       sweep_items = tuple(zip(sweep_keys, values))
       for seed in spec["seeds"]:
@@ -449,8 +584,9 @@ def parse_study(path):
         runs.append(Run(
             run_id=run_id, dataset=dataset, model=model, decoder=decoder,
             seed=seed, sweep=sweep_items, model_configs=tuple(configs),
-            train_bindings=_run_bindings(train, decoder_bindings, decoder,
-                                         sweep_items, dataset, seed, run_id),
+            train_bindings=_run_bindings(
+                train, decoder_bindings, decoder, model_bindings, model,
+                sweep_items, dataset, seed, run_id),
             dataset_bindings=tuple(dataset_bindings.get(dataset, [])),
             postprocess_config=postprocess_config,
             metric_configs=metric_configs,
@@ -462,16 +598,27 @@ def parse_study(path):
         "Study %s plans several runs with the same id (%s): make seeds and "
         "sweep values distinct (ids keep only letters, digits and dots of "
         "each value)." % (path, ", ".join(repeated)))
-  return Study(name=spec.get("name", os.path.splitext(
+  datasets = [("datasets[%d]" % i, name)
+               for i, name in enumerate(spec["datasets"])]
+  datasets += [("figures.heldout[%d]" % i, name) for i, name in enumerate(
+      spec.get("figures", {}).get("heldout", []))]
+  study = Study(name=spec.get("name", os.path.splitext(
       os.path.basename(path))[0]), description=spec.get("description", ""),
-               runs=runs, figures=spec.get("figures", {}),
-               source=os.path.abspath(path),
-               baseline=spec.get("baseline", BASELINE),
-               metrics=tuple(metric_names),
-               resources=dict(spec.get("resources", {})),
-               primary_metrics=tuple(metrics.get("primary", [
-                   m for m in PRIMARY_METRICS
-                   if m in metrics_lib.labels(metric_names)])))
+                runs=runs, figures=spec.get("figures", {}),
+                source=os.path.abspath(path),
+                baseline=spec.get("baseline", BASELINE),
+                metrics=tuple(metric_names),
+                resources=dict(spec.get("resources", {})),
+                primary_metrics=tuple(metrics.get("primary", [
+                    m for m in PRIMARY_METRICS
+                    if m in metrics_lib.labels(metric_names)])),
+                gin_sources=tuple((kind, where, text) for (kind, text), where
+                                  in plan.sources.items()),
+                dataset_names=tuple(datasets))
+  if plan.problems:
+    raise StudyProblems(problems_text(path, plan.problems), plan.problems,
+                        study)
+  return study
 
 
 def run_dir(output_dir, run):

@@ -40,6 +40,22 @@ from sbd_plugin import provenance
 from sbd_plugin import versions
 
 PHASES = ("train", "evaluate", "all")
+# Exit status of a worker that failed on an error a retry cannot change (bad
+# configuration, a gin error, a bad value): the runner does not retry it.
+CANNOT_RETRY_EXIT = 4
+# Such errors. gin reports unknown names and bad values as ValueError or
+# SyntaxError, and re-raises errors inside configurables with their type.
+_CANNOT_RETRY = (ValueError, TypeError, SyntaxError, ImportError, NameError,
+                 AttributeError, KeyError, NotImplementedError)
+
+
+def cannot_retry(error):
+  """True if `error` will happen again however often the step is retried."""
+  if isinstance(error, OSError):  # A full disk, a lost mount: may clear.
+    return False
+  # gin's "Required bindings for `x` not provided in config".
+  return isinstance(error, _CANNOT_RETRY) or (
+      isinstance(error, RuntimeError) and "Required bindings" in str(error))
 
 
 def step_done(step_dir, kind):
@@ -253,7 +269,7 @@ def main(argv):
     _execute(run, directory, args.phase)
   except BaseException as e:  # pylint: disable=broad-except
     _write_error(directory, e)
-    return 1
+    return CANNOT_RETRY_EXIT if cannot_retry(e) else 1
   finally:
     lock.release()
   return 0

@@ -17,6 +17,7 @@ from tests import helpers
 STUDY = helpers.tiny_study_text()
 GOOD = helpers.TINY_STUDY_RUNS
 BAD = helpers.TINY_STUDY_FAILING
+ONE_DATASET = helpers.tiny_study_text(datasets=("colored_sprites",))
 
 
 def _study_cli(args, check=False):
@@ -30,9 +31,14 @@ def test_failing_runs_are_listed_and_do_not_stop_the_study(tiny_study):
   assert "4 runs: 2 finished now, 0 finished earlier, 2 failed." in (
       tiny_study.stdout)
   for run_id in BAD:
-    assert "FAILED %s: ValueError: Unknown dataset name 'no_such_dataset'" % (
+    assert "FAILED %s: ValueError: scale_factor must be in (0, 1], got 2.0." % (
         run_id) in tiny_study.stdout
-    assert os.path.exists(out / "runs" / run_id / layout.ERROR_FILE)
+    error_log = out / "runs" / run_id / layout.ERROR_FILE
+    assert "    full error: %s\n" % error_log in tiny_study.stdout
+    assert os.path.exists(error_log)
+    # Not retried (the default is 1 retry): the error cannot change.
+    log = (out / "runs" / run_id / "worker.log").read_text()
+    assert log.count("[worker] train phase of") == 1
     assert not os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
   for run_id in GOOD:
     assert os.path.exists(out / "runs" / run_id / layout.DONE_FILE)
@@ -71,7 +77,7 @@ def test_report_links_tables_and_figures_that_exist(tiny_study):
   assert "Report: " in tiny_study.stdout
   report = (out / "report.md").read_text()
   assert "2 of 4 runs finished" in report
-  assert "no_such_dataset-vae-deconv-seed0" in report  # listed as failed
+  assert BAD[1] in report  # listed as failed
   for link in ("figures/metric_distributions.png",
                "figures/traversals-colored_sprites-vae-broadcast.png",
                "results/comparison.csv", "results/comparison.tex"):
@@ -131,9 +137,8 @@ def test_output_folder_of_another_study_is_refused(tiny_study, tmp_path):
 
 def test_ray_executor_runs_a_study_on_a_local_cluster(tmp_path):
   spec = tmp_path / "ray.toml"
-  spec.write_text(STUDY.replace('["colored_sprites", "no_such_dataset"]',
-                                '["colored_sprites"]').replace(
-                                    '["broadcast", "deconv"]', '["deconv"]'))
+  spec.write_text(ONE_DATASET.replace('["broadcast", "deconv"]',
+                                      '["deconv"]'))
   proc = _study_cli(["run", str(spec), "--output", str(tmp_path / "out"),
                      "--executor", "ray", "--no-report", "--cpus-per-run",
                      "1", "--retries", "0"])
@@ -278,9 +283,9 @@ def test_plan_lists_the_cartesian_product_with_sweeps(tmp_path):
 def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
   """dlib's aggregate has every model's columns, NaN where one does not apply."""
   spec = tmp_path / "mixed.toml"
-  spec.write_text(STUDY.replace('["vae"]', '["vae", "factorvae"]').replace(
-      '"colored_sprites", "no_such_dataset"', '"colored_sprites"').replace(
-          '"broadcast", "deconv"', '"deconv"'))
+  spec.write_text(ONE_DATASET.replace(
+      '["vae"]', '["vae", "factorvae"]').replace('"broadcast", "deconv"',
+                                                  '"deconv"'))
   study = study_lib.parse_study(str(spec))
   rows = []
   for run, beta, gamma in zip(study.runs, (4.0, float("nan")),

@@ -32,10 +32,11 @@ EXECUTED_OPS = {"broadcast_vae": 272, "deconv_vae": 326,
 # ~1 GFLOP of discriminator.
 GFLOP = {"broadcast_vae": 34.3, "deconv_vae": 4.96,
          "broadcast_factorvae": 35.3, "deconv_factorvae": 5.96}
-# sess.run calls of a 1.5M-step run: FactorVAE's global step counts 2 per
-# batch (two optimizers), so training stops after 750,000 batches.
+# sess.run calls (batches) of a paper run: 1.5M for every model. FactorVAE's
+# global step counts 2 per batch (two optimizers), so the paper studies bind
+# `model.training_steps = 3000000` for it (`model_bindings`).
 BATCHES = {"broadcast_vae": 1.5e6, "deconv_vae": 1.5e6,
-           "broadcast_factorvae": 0.75e6, "deconv_factorvae": 0.75e6}
+           "broadcast_factorvae": 1.5e6, "deconv_factorvae": 1.5e6}
 # Runs per (model, decoder) of each study, in the runner's order.
 STUDIES = {
     "paper_mig": [("vae", 10), ("factorvae", 10)],

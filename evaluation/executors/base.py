@@ -18,10 +18,11 @@ import dataclasses
 import os
 import signal
 import time
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from evaluation import processes
 from evaluation import study as study_lib
+from evaluation import worker
 
 PHASES = ("train", "evaluate")
 # Trainings share a GPU. A batch-16 Spatial Broadcast training step is ~34
@@ -52,6 +53,11 @@ class Settings:
     time_minutes: Time limit of a SLURM job; one that reaches it is requeued
       and resumes.
     ray_address: Ray cluster to join (None: start one on this machine).
+    account, qos, mem, constraint: sbatch's options of those names (None:
+      not given; checked by evaluation.slurm_options).
+    setup: Shell lines each SLURM job runs before its tasks.
+    sbatch: Other sbatch options, (name, value) pairs; a list or dict is
+      turned into them.
   """
   output_dir: str
   gpus_per_run: Optional[float] = None
@@ -60,6 +66,19 @@ class Settings:
   partition: Optional[str] = None
   time_minutes: int = DEFAULT_TIME_MINUTES
   ray_address: Optional[str] = None
+  account: Optional[str] = None
+  qos: Optional[str] = None
+  mem: Optional[str] = None
+  constraint: Optional[str] = None
+  setup: Tuple[str, ...] = ()
+  sbatch: Tuple[Tuple[str, Union[str, int, bool]], ...] = ()
+
+  def __post_init__(self):
+    # The study file gives a list and a table; keep the record hashable.
+    object.__setattr__(self, "setup", tuple(self.setup))
+    sbatch = self.sbatch
+    object.__setattr__(self, "sbatch", tuple(sorted(
+        (sbatch.items() if isinstance(sbatch, dict) else sbatch))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +133,21 @@ def worker_env():
   return env
 
 
+# In the error text of a worker that exited with worker.CANNOT_RETRY_EXIT.
+CANNOT_RETRY = "an error a retry cannot change"
+
+
+def cannot_retry(error):
+  """True if the error text of a task says retrying it is pointless."""
+  return CANNOT_RETRY in (error or "")
+
+
 def exit_error(code):
   """The error text of a worker exit code (None for success)."""
   if code == 0:
     return None
+  if code == worker.CANNOT_RETRY_EXIT:
+    return "worker stopped on %s (exit status %d)" % (CANNOT_RETRY, code)
   if code < 0:
     return "worker killed by %s" % signal.Signals(-code).name
   return "worker exited with status %d" % code

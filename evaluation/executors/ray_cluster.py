@@ -15,11 +15,16 @@ class WorkerFailed(RuntimeError):
   """A worker exited non-zero (raised inside the Ray task, so Ray retries)."""
 
 
+class WorkerCannotRetry(RuntimeError):
+  """A worker failed on an error a retry cannot change: Ray does not retry."""
+
+
 def _run_task(task):
   """The body of a Ray task: one worker process on the node."""
   error = base.exit_error(base.run_tasks([task])[0])
   if error:
-    raise WorkerFailed("%s (%s of %s)" % (error, task.phase, task.run_id))
+    failed = WorkerCannotRetry if base.cannot_retry(error) else WorkerFailed
+    raise failed("%s (%s of %s)" % (error, task.phase, task.run_id))
   return 0
 
 
@@ -52,7 +57,8 @@ class RayExecutor(base.Executor):
       has_gpus = ray.cluster_resources().get("GPU", 0) > 0
       gpus = base.DEFAULT_GPUS_PER_RUN if has_gpus else 0
     options = dict(num_cpus=settings.cpus_per_run,
-                   max_retries=settings.retries, retry_exceptions=True)
+                   max_retries=settings.retries,
+                   retry_exceptions=[WorkerFailed])
     self._remote = {
         "train": ray.remote(num_gpus=gpus, **options)(_run_task),
         "evaluate": ray.remote(num_gpus=0, **options)(_run_task),

@@ -124,6 +124,14 @@ class SlurmExecutor(base.Executor):
         gpus_per_node=job_gpus(phase, self.gpus_per_run) or None,
         cpus_per_task=s.cpus_per_run * pack_size(phase, self.gpus_per_run),
         stderr_to_stdout=True, slurm_partition=s.partition)
+    # The study's extra sbatch options; only those given (submitit writes
+    # every parameter it is handed).
+    extra = dict(slurm_account=s.account, slurm_qos=s.qos, slurm_mem=s.mem,
+                 slurm_constraint=s.constraint,
+                 slurm_setup=list(s.setup) or None,
+                 slurm_additional_parameters=dict(s.sbatch) or None)
+    executor.update_parameters(
+        **{k: v for k, v in extra.items() if v is not None})
     return executor
 
   def _runner_pid(self):

@@ -2,7 +2,8 @@
 
 `stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `reproducibility`
 makes the same seed give the same numbers; `safe_loading` keeps dlib's data
-loaders from unpickling; `plugin_hooks` hooks the plugin's datasets, input
+loaders from unpickling; `missing_modules` explains the dlib commands whose
+modules dlib's wheel lacks; `plugin_hooks` hooks the plugin's datasets, input
 pipeline, gin configurables and resumable training (`resumable_train`) into
 dlib. All patch dlib from outside (its installed files are never edited), one
 function per fix, each naming the dlib file it fixes and why.
@@ -17,6 +18,7 @@ only when applied.
 import logging
 
 from sbd_plugin import versions
+from sbd_plugin.dlib_bridge import missing_modules
 from sbd_plugin.dlib_bridge import parallel_metrics
 from sbd_plugin.dlib_bridge import plugin_hooks
 from sbd_plugin.dlib_bridge import reproducibility
@@ -24,8 +26,9 @@ from sbd_plugin.dlib_bridge import safe_loading
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Every fix, in the order `activate` applies them.
-FIXES = (stack_fixes.FIXES + reproducibility.FIXES + parallel_metrics.FIXES +
-         stack_fixes.METRIC_FIXES + safe_loading.FIXES + plugin_hooks.HOOKS)
+FIXES = (missing_modules.FIXES + stack_fixes.FIXES + reproducibility.FIXES +
+         parallel_metrics.FIXES + stack_fixes.METRIC_FIXES + safe_loading.FIXES +
+         plugin_hooks.HOOKS)
 
 _ACTIVE = []
 _STARTED = []  # Set on entry: a nested call (an import during a fix) returns.

@@ -14,9 +14,32 @@ from evaluation import study as study_lib
 from evaluation.executors import base
 from tests.helpers import study_toml
 
-# A valid value of each type check, as the file writes it and as a flag.
-_VALUES = {"partition": ("gpu", "gpu"), "positive_int": (3, "3"),
-           "non_negative_int": (2, "2"), "non_negative_number": (0.5, "0.5")}
+# A valid value of each type check: as the file writes it, as Settings holds
+# it, a flag's text and the Settings value the flag then gives.
+_VALUES = {
+    "partition": ('"gpu"', "gpu", "cpu", "cpu"),
+    "positive_int": ("3", 3, "4", 4),
+    "non_negative_int": ("2", 2, "1", 1),
+    "non_negative_number": ("0.5", 0.5, "0.25", 0.25),
+    "slurm_name": ('"lab"', "lab", "other", "other"),
+    "slurm_mem": ('"32G"', "32G", "64G", "64G"),
+    "slurm_constraint": ('"a100"', "a100", "h100", "h100"),
+    "shell_lines": ('["module load cuda"]', ["module load cuda"],
+                    "module load gcc", ["module load gcc"]),
+    # Extra sbatch options add to the file's, option by option.
+    "sbatch_options": ('{reservation = "paper"}', {"reservation": "paper"},
+                       "reservation=other", {"reservation": "other"}),
+}
+
+
+def _plain(value):
+  """Settings may hold a list as a tuple and a dict as (name, value) pairs."""
+  if isinstance(value, dict):
+    return sorted(value.items())
+  if isinstance(value, (list, tuple)):
+    return sorted(tuple(v) if isinstance(v, (list, tuple)) else v
+                  for v in value)
+  return value
 
 
 def _study(tmp_path, resources=""):
@@ -34,16 +57,16 @@ def test_every_resource_key_is_a_settings_field():
 @pytest.mark.parametrize("key", sorted(study_lib.RESOURCES))
 def test_a_resource_set_in_the_file_is_overridden_by_its_flag(key, tmp_path):
   check, _, flag = study_lib.RESOURCES[key]
-  value, text = _VALUES[check]
-  study = _study(tmp_path, "%s = %r\n" % (key, value))
+  written, value, text, overridden = _VALUES[check]
+  study = _study(tmp_path, "%s = %s\n" % (key, written))
   from_file = runner.settings(study, str(tmp_path))
-  assert getattr(from_file, key) == value
+  assert _plain(getattr(from_file, key)) == _plain(value)
   args = cli._parser().parse_args(  # pylint: disable=protected-access
       ["run", "s.toml", "--output", "o", flag, text])
   overrides = {k: getattr(args, k) for k in study_lib.RESOURCES}
   assert overrides[key] is not None
   both = runner.settings(study, str(tmp_path), overrides)
-  assert getattr(both, key) == overrides[key]
+  assert _plain(getattr(both, key)) == _plain(overridden)
 
 
 @pytest.mark.parametrize("key", sorted(study_lib.RESOURCES))

@@ -7,8 +7,9 @@ names with dlib.
 
 Layout: `dlib_bridge` (everything that touches dlib's internals),
 `architectures` (decoders and encoders), `datasets/` (generated datasets,
-registry, input pipeline), `versions` (the library versions recorded with
-every result).
+registry, input pipeline), `scoring/` (`score`: dlib's metrics for any
+model, ONNX files or functions), `versions` (the library versions recorded
+with every result).
 """
 import disentanglement_lib  # pylint: disable=unused-import
 from sbd_plugin import dlib_bridge
@@ -22,7 +23,8 @@ from sbd_plugin.architectures import paper_conv_encoder
 from sbd_plugin.architectures import paper_deconv_decoder
 from sbd_plugin.architectures import spatial_broadcast_decoder
 from sbd_plugin.datasets.registry import PLUGIN_DATASETS
+from sbd_plugin.scoring import score
 
 __version__ = "0.1.0"
 __all__ = ["spatial_broadcast_decoder", "paper_conv_encoder",
-           "paper_deconv_decoder", "PLUGIN_DATASETS", "dlib_bridge"]
+           "paper_deconv_decoder", "PLUGIN_DATASETS", "dlib_bridge", "score"]

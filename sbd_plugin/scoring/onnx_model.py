@@ -74,8 +74,11 @@ def check_input(name, declared, dtype, observation_shape, layout):
   if _matches(declared, expected_input_shape(observation_shape, other)):
     hint = " It matches --input-layout %s: pass that." % other
   elif len(declared) == 4:
-    hint = (" Check the image size and channels the model was trained on; "
-            "--input-layout nchw is for models exported from PyTorch.")
+    hint = (" Check the image size and channels the model was trained on%s." %
+            ("; --input-layout nchw is for models exported from PyTorch"
+             if layout == "nhwc" else ""))
+  else:
+    hint = " The model must take a batch of images, rank 4."
   raise ModelError(
       "Model %s takes input %s; the dataset's observations (shape %s, %s) "
       "give %s in layout %s.%s" % (

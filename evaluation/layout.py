@@ -46,6 +46,9 @@ TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
                        "dip_vae.lambda_od", "annealed_vae.c_max")
 EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
+# An external model's name in its record (sbd_plugin.scoring.api), which
+# dlib copies into each metric's results; the runner names it after the run.
+EXTERNAL_NAME_KEY = "external_config.name"
 
 # Every metric dlib ships, by its study name: the table rows it gives, each a
 # row label and the key of dlib's evaluation results it reads.

@@ -363,8 +363,10 @@ def build_report(study, output_dir, outcomes=None):
       "run, lines through the per-beta medians.")
   model_figures = (study.figures.get("traversals", True) or
                    study.figures.get("latent_geometry"))
-  for (dataset, model), runs in (_shown_runs(frame, study.baseline)
-                                 if model_figures else []):
+  # External models have no trained dlib model to draw from.
+  trained = frame[~frame["decoder"].isin(study.external_names)]
+  for (dataset, model), runs in (_shown_runs(trained, study.baseline)
+                                 if model_figures and len(trained) else []):
     data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
     lines += _model_figures(data, dataset, model, runs, study, output_dir)
   if study.figures.get("heldout"):

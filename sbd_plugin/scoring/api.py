@@ -201,7 +201,7 @@ def _record(name, dataset, dataset_bindings, seed, extra):
 def score(representation_fn, dataset, metrics=DEFAULT_METRICS, seed=0,
           metric_bindings=None, dataset_bindings=(), output_dir=None,
           batch_size=64, name="model", config_dir=None, record=None,
-          log=None):
+          log=None, configs=None):
   """Scores a representation function with dlib's metrics.
 
   Args:
@@ -224,6 +224,8 @@ def score(representation_fn, dataset, metrics=DEFAULT_METRICS, seed=0,
       dlib's study settings).
     record: Extra fields of the model's record (e.g. the file and its hash).
     log: Optional function taking a progress line.
+    configs: Optional list of (metric, gin config path), instead of
+      `metrics` and `config_dir` (a study's own configs).
 
   Returns:
     Dict from metric name to the dict dlib's metric returned (e.g.
@@ -242,7 +244,8 @@ def score(representation_fn, dataset, metrics=DEFAULT_METRICS, seed=0,
   log = log or (lambda line: None)
   metric_bindings = list(metric_bindings or [])
   dataset_bindings = list(dataset_bindings)
-  configs = metric_configs(list(metrics), config_dir)
+  configs = ([tuple(c) for c in configs] if configs is not None else
+             metric_configs(list(metrics), config_dir))
   data = load_dataset(dataset, dataset_bindings)
   _check_gin(configs, dataset, dataset_bindings, seed, metric_bindings)
   checked = representation_lib.Checked(representation_fn, name, batch_size)
@@ -285,7 +288,7 @@ def score(representation_fn, dataset, metrics=DEFAULT_METRICS, seed=0,
 def score_onnx(path, dataset, metrics=DEFAULT_METRICS, seed=0,
                metric_bindings=None, dataset_bindings=(), output_dir=None,
                batch_size=64, input_layout="nhwc", name=None, config_dir=None,
-               log=None):
+               log=None, configs=None):
   """Scores an ONNX encoder file with dlib's metrics (what `sbd_score` runs).
 
   The model's declared input and output are checked against the dataset
@@ -304,7 +307,8 @@ def score_onnx(path, dataset, metrics=DEFAULT_METRICS, seed=0,
   from sbd_plugin.scoring import onnx_model  # pylint: disable=g-import-not-at-top
   name = name or os.path.basename(path)
   # Metric names first: a typo must not wait for the dataset.
-  metric_configs(list(metrics), config_dir)
+  if configs is None:
+    metric_configs(list(metrics), config_dir)
   data = load_dataset(dataset, dataset_bindings)
   model = onnx_model.OnnxModel(path, list(data.observation_shape),
                                input_layout, name)
@@ -314,4 +318,26 @@ def score_onnx(path, dataset, metrics=DEFAULT_METRICS, seed=0,
                                                 ", ".join(model.providers))}
   return score(model, dataset, metrics, seed, metric_bindings,
                dataset_bindings, output_dir, batch_size, name, config_dir,
-               record, log)
+               record, log, configs)
+
+
+def load_function(spec, seed):
+  """The representation function `module:function` returns for `seed`.
+
+  Args:
+    spec: "package.module:function"; function(seed) must return a
+      representation function (see `score`).
+    seed: The seed of the model to load.
+
+  Raises:
+    ScoringError: if the module or function cannot be found.
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+  module_name, function_name = spec.split(":")
+  try:
+    factory = getattr(importlib.import_module(module_name), function_name)
+  except (ImportError, AttributeError) as e:
+    raise ScoringError("Cannot load external model %r: %s. It must be "
+                       "'module:function' importable from the study's "
+                       "Python path." % (spec, e))
+  return factory(seed)

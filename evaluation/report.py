@@ -355,8 +355,10 @@ def build_report(study, output_dir, outcomes=None):
       "Metric distributions", path, output_dir,
       "Each point is one seed; the bar marks the median." +
       (" " + _lower_is_better_note(lower) if lower else ""))
+  # External models have no training losses here: not on these axes.
   path = figures.plot_rate_distortion(
-      frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
+      frame[~frame["decoder"].isin(study.external_names)],
+      os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "

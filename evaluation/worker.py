@@ -102,9 +102,6 @@ def evaluate(run, directory):
   # pylint: disable=g-import-not-at-top
   from disentanglement_lib.evaluation import evaluate as dlib_evaluate
   from disentanglement_lib.postprocessing import postprocess
-  from sbd_plugin import atomic
-  from sbd_plugin import machine
-  from sbd_plugin import versions
   # pylint: enable=g-import-not-at-top
   model_dir = layout.model_dir(directory)
   if not step_done(model_dir, "train"):

@@ -33,6 +33,8 @@ RUNTIME = [
     "h5py>=3.8,<3.13",
     "tqdm>=4.60",
     "setuptools<81",  # tensorflow-hub 0.15 imports pkg_resources.
+    # sbd_score / sbd_plugin.score: external models (ONNX files).
+    "onnxruntime>=1.17,<2",
 ]
 
 
@@ -83,12 +85,13 @@ setuptools.setup(
         # (Ray's core: the executor runs without Ray's dashboard).
         "ray": ["ray>=2.9,<3"],
         "slurm": ["submitit>=1.5,<2"],
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "onnx>=1.15,<1.19"],  # onnx: test models
     },
     entry_points={
         "console_scripts": [
             "sbd_study=evaluation.cli:main",
             "sbd_benchmark=evaluation.benchmark.cli:main",
+            "sbd_score=evaluation.score_cli:main",
         ],
     },
     cmdclass={"build_py": BuildPyWithHook,

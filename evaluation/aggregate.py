@@ -131,7 +131,10 @@ def tidy_results(study, output_dir, wide=None):
           if study_lib.is_finished(output_dir, r)}
   rows = []
   for _, row in wide.iterrows():
-    run = runs.get(_unquote(row.get(layout.MODEL_NAME_KEY, "")))
+    name = row.get(layout.MODEL_NAME_KEY)
+    if name is None or pd.isna(name):  # An external model: its record.
+      name = row.get(layout.EXTERNAL_NAME_KEY, "")
+    run = runs.get(_unquote(name))
     # The worker names each evaluation after its study metric.
     metric = _unquote(row.get(layout.EVALUATION_NAME_KEY, ""))
     if run is None or metric not in metrics_lib.METRICS:
@@ -146,9 +149,30 @@ def tidy_results(study, output_dir, wide=None):
     for result in metrics_lib.METRICS[metric].rows:
       rows.append(dict(common, metric=result.label,
                        value=_number(row.get(result.result_key))))
-  frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+  frame = _external_beta(pd.DataFrame(rows, columns=TIDY_COLUMNS), study)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
                             "metric"]).reset_index(drop=True)
+
+
+def _external_beta(frame, study):
+  """Puts external models in the beta group of the trained runs beside them.
+
+  A model trained elsewhere has no beta here; where the trained runs of its
+  dataset and model have one beta, its rows join that group, so the tables
+  compare it with the baseline. With a beta sweep they stay apart ("-").
+  """
+  external = frame["decoder"].isin(study.external_names)
+  if not external.any():
+    return frame
+  frame = frame.copy()
+  trained = frame[~external]
+  for (dataset, model), group in frame[external].groupby(["dataset",
+                                                          "model"]):
+    betas = trained[(trained["dataset"] == dataset) &
+                    (trained["model"] == model)]["beta"].dropna().unique()
+    if len(betas) == 1:
+      frame.loc[group.index, "beta"] = betas[0]
+  return frame
 
 
 def read_results(output_dir):

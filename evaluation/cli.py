@@ -172,7 +172,9 @@ def main(argv=None):
       study = study_lib.parse_study(args.study)
     if args.command == "plan":
       for run in study.runs:
-        print(run.run_id)
+        external = dict(run.external)
+        print(run.run_id + ("  (external %s: %s)" % (
+            external["kind"], external["source"]) if external else ""))
       print("%d runs" % len(study.runs))
       return 0
     output_dir = os.path.abspath(args.output)

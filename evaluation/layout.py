@@ -51,6 +51,9 @@ TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
                        "dip_vae.lambda_od", "annealed_vae.c_max")
 EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
+# An external model's name in its record (sbd_plugin.scoring.api), which
+# dlib copies into each metric's results; the runner names it after the run.
+EXTERNAL_NAME_KEY = "external_config.name"
 
 
 def train_stat_key(stat):

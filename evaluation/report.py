@@ -514,8 +514,10 @@ def _result_figures(r):
       (" " + _lower_is_better_note(r.lower_is_better)
        if r.lower_is_better else ""))
   redrawn.append(path)
+  # External models have no training losses here: not on these axes.
   path = figures.plot_rate_distortion(
-      r.frame, os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
+      r.frame[~r.frame["decoder"].isin(study.external_names)],
+      os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss against KL (rate) and against MIG, one point per "
@@ -533,7 +535,11 @@ def _models(r):
                              study.figures.get("latent_geometry")):
     return []
   lines = []
-  for (dataset, model), runs in figure_runs.shown_runs(r.frame,
+  # External models have no trained dlib model to draw from.
+  trained = r.frame[~r.frame["decoder"].isin(study.external_names)]
+  if not len(trained):
+    return []
+  for (dataset, model), runs in figure_runs.shown_runs(trained,
                                                       study.baseline):
     data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
     lines += _model_figures(data, dataset, model, runs, study, r.output_dir)

@@ -108,6 +108,10 @@ SCHEMA = {
         "bindings": ("bindings", "gin bindings for every metric"),
     },
     "dataset_bindings": ("{}", "dataset name -> gin bindings for every step"),
+    "external": ("external", "models trained elsewhere, scored beside the "
+                 "decoders: [[external]] tables (keys: %s)" % ", ".join(
+                     "name files function seeds model dataset "
+                     "input_layout".split())),
     "decoder_bindings": ("{}", "decoder name -> extra training bindings"),
     "model_bindings": ("{}", "model name -> extra training bindings (after "
                        "`train.bindings`, e.g. FactorVAE's step count)"),
@@ -120,6 +124,23 @@ SCHEMA = {
     "resources": {key: (check, description)
                   for key, (check, description, _) in RESOURCES.items()},
 }
+
+
+# One [[external]] table: a model trained elsewhere (sbd_plugin.scoring).
+EXTERNAL_SCHEMA = {
+    "name": ("name", "its label in tables and figures (a decoder's place)"),
+    "files": ("strs", "one ONNX file per seed, relative to the study file"),
+    "function": ("str", "'module:function'; function(seed) returns a "
+                 "representation function (NHWC float32 -> [batch, dims])"),
+    "seeds": ("seeds", "the seed of each file (default 0, 1, ...)"),
+    "model": ("name", "the study model whose table it joins (default: the "
+              "only one)"),
+    "dataset": ("name", "the dataset it was trained on (default: the only "
+                "one)"),
+    "input_layout": ("str", "nhwc (default) or nchw (PyTorch exports)"),
+}
+_MODULE_FUNCTION = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +158,9 @@ class Run:
   postprocess_config: str
   metric_configs: Tuple[Tuple[str, str], ...]
   metric_bindings: Tuple[str, ...]
+  # A model trained elsewhere: (("kind", "onnx"|"function"), ("source",
+  # path or "module:function"), ("input_layout", ...)); empty for trained runs.
+  external: Tuple[Tuple[str, str], ...] = ()
 
   def to_json(self):
     return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -146,6 +170,7 @@ class Run:
     d = json.loads(text)
     d["sweep"] = tuple(tuple(kv) for kv in d["sweep"])
     d["metric_configs"] = tuple(tuple(kv) for kv in d["metric_configs"])
+    d["external"] = tuple(tuple(kv) for kv in d.get("external", ()))
     for key in ("model_configs", "train_bindings", "dataset_bindings",
                 "metric_bindings"):
       d[key] = tuple(d[key])
@@ -172,6 +197,8 @@ class Study:
   gin_sources: Tuple[Tuple[str, str, str], ...] = ()
   # ... and (study field, name) of every dataset name the study uses.
   dataset_names: Tuple[Tuple[str, str], ...] = ()
+  # Names of the [[external]] models (no trained model folder to draw from).
+  external_names: Tuple[str, ...] = ()
 
 
 class StudyError(ValueError):
@@ -290,6 +317,33 @@ def _check_sbatch(field, value):
       _fail("%s.%s" % (field, name), problem, item)
 
 
+def _check_external(field, value):
+  """Checks the [[external]] tables (EXTERNAL_SCHEMA), each on its own."""
+  if not isinstance(value, list) or not value:
+    _fail(field, "must be one or more [[external]] tables", value)
+  for i, entry in enumerate(value):
+    where = "%s[%d]" % (field, i)
+    _check_table(where, entry, EXTERNAL_SCHEMA)
+    if "name" not in entry:
+      _fail(where, "needs a `name`", entry)
+    if ("files" in entry) == ("function" in entry):
+      _fail(where, "needs exactly one of `files` (ONNX, one per seed) and "
+            "`function` ('module:function')", sorted(entry))
+    if "function" in entry and not _MODULE_FUNCTION.match(entry["function"]):
+      _fail(where + ".function", "must be 'module:function', e.g. "
+            "\"my_models.torch_vae:representation\"", entry["function"])
+    if "function" in entry and "seeds" not in entry:
+      _fail(where, "with `function`, list the `seeds` it is called with",
+            sorted(entry))
+    if "files" in entry and len(entry.get("seeds", entry["files"])) != len(
+        entry["files"]):
+      _fail(where + ".seeds", "must give one seed per file (%d files)" %
+            len(entry["files"]), entry["seeds"])
+    if entry.get("input_layout", "nhwc") not in ("nhwc", "nchw"):
+      _fail(where + ".input_layout", "must be \"nhwc\" or \"nchw\"",
+            entry["input_layout"])
+
+
 _CHECKS = {
     "str": _check_str,
     "name": _check_name,
@@ -298,6 +352,7 @@ _CHECKS = {
     "bindings": lambda f, v: _check_list(f, v, _check_binding,
                                          "gin binding strings"),
     "seeds": lambda f, v: _check_list(f, v, _check_seed, "whole numbers"),
+    "external": lambda f, v: _check_external(f, v),
     "bool": lambda f, v: isinstance(v, bool) or _fail(
         f, "must be true or false", v),
     "positive_int": lambda f, v: (
@@ -410,11 +465,26 @@ def _check_references(spec):
       raise StudyError("Study field `metrics.primary` lists %r, which is not "
                        "a table row of the study's metrics (%s)." % (
                            label, ", ".join(labels)))
+  external = [e["name"] for e in spec.get("external", [])]
+  for i, entry in enumerate(spec.get("external", [])):
+    if entry["name"] in spec["decoders"] or external.count(entry["name"]) > 1:
+      raise StudyError("Study field `external[%d].name` is %r, which is "
+                       "already a decoder or another external model's name."
+                       % (i, entry["name"]))
+    for key, listed in (("model", "models"), ("dataset", "datasets")):
+      if key in entry and entry[key] not in spec[listed]:
+        raise StudyError("Study field `external[%d].%s` is %r, which is not "
+                         "in `%s` (%s)." % (i, key, entry[key], listed,
+                                            ", ".join(spec[listed])))
+      if key not in entry and len(spec[listed]) > 1:
+        raise StudyError("Study field `external[%d]` needs `%s`: the study "
+                         "has several %s (%s)." % (i, key, listed,
+                                                   ", ".join(spec[listed])))
   baseline = spec.get("baseline")
-  if baseline is not None and baseline not in spec["decoders"]:
+  if baseline is not None and baseline not in list(spec["decoders"]) + external:
     raise StudyError("Study field `baseline` is %r, which is not in "
-                     "`decoders` (%s)." % (baseline,
-                                           ", ".join(spec["decoders"])))
+                     "`decoders` (%s) or an external model." % (
+                         baseline, ", ".join(spec["decoders"])))
 
 
 def validate(spec):
@@ -591,6 +661,8 @@ def parse_study(path):
             postprocess_config=postprocess_config,
             metric_configs=metric_configs,
             metric_bindings=tuple(metrics.get("bindings", []))))
+  runs += _external_runs(spec, base, metric_configs, dataset_bindings,
+                         tuple(metrics.get("bindings", [])))
   repeated = sorted(run_id for run_id, count in collections.Counter(
       run.run_id for run in runs).items() if count > 1)
   if repeated:
@@ -614,11 +686,48 @@ def parse_study(path):
                     if m in metrics_lib.labels(metric_names)])),
                 gin_sources=tuple((kind, where, text) for (kind, text), where
                                   in plan.sources.items()),
-                dataset_names=tuple(datasets))
+                dataset_names=tuple(datasets),
+                external_names=tuple(e["name"]
+                                     for e in spec.get("external", [])))
   if plan.problems:
     raise StudyProblems(problems_text(path, plan.problems), plan.problems,
                         study)
   return study
+
+
+def _external_runs(spec, base, metric_configs, dataset_bindings,
+                   metric_bindings):
+  """One Run per seed of each [[external]] model: scored, never trained."""
+  runs = []
+  for entry in spec.get("external", []):
+    dataset = entry.get("dataset", spec["datasets"][0])
+    model = entry.get("model", spec["models"][0])
+    if "files" in entry:
+      sources = [("onnx", _resolve_model(f, base)) for f in entry["files"]]
+      seeds = entry.get("seeds", list(range(len(sources))))
+    else:
+      seeds = entry["seeds"]
+      sources = [("function", entry["function"])] * len(seeds)
+    for (kind, source), seed in zip(sources, seeds):
+      run_id = make_run_id(dataset, model, entry["name"], (), seed)
+      runs.append(Run(
+          run_id=run_id, dataset=dataset, model=model, decoder=entry["name"],
+          seed=seed, sweep=(), model_configs=(), train_bindings=(),
+          dataset_bindings=tuple(dataset_bindings.get(dataset, [])),
+          postprocess_config="", metric_configs=metric_configs,
+          metric_bindings=metric_bindings,
+          external=(("kind", kind), ("source", source),
+                    ("input_layout", entry.get("input_layout", "nhwc")))))
+  return runs
+
+
+def _resolve_model(path, base):
+  """An external model file, relative to the study file; must exist."""
+  candidate = os.path.abspath(os.path.join(base, path))
+  if not os.path.isfile(candidate):
+    raise StudyError("External model file %r not found (looked next to the "
+                     "study file: %s)." % (path, candidate))
+  return candidate
 
 
 def run_dir(output_dir, run):
@@ -627,8 +736,9 @@ def run_dir(output_dir, run):
 
 def step_results(directory, run):
   """(step folder, dlib result kind) of every step of `run`, in order."""
-  steps = [(layout.model_dir(directory), "train"),
-           (layout.postprocessed_dir(directory), "postprocess")]
+  steps = [] if run.external else [
+      (layout.model_dir(directory), "train"),
+      (layout.postprocessed_dir(directory), "postprocess")]
   steps += [(layout.metric_dir(directory, metric), "evaluation")
             for metric, _ in run.metric_configs]
   return steps

@@ -123,8 +123,8 @@ def data_source(run):
 def train(run, directory):
   """The train phase: trains (or resumes) the model unless it is trained."""
   model_dir = layout.model_dir(directory)
-  if step_done(model_dir, "train"):
-    return
+  if run.external or step_done(model_dir, "train"):
+    return  # An external model is trained already, elsewhere.
   # Imported here: the trainer imports TensorFlow, which the runner process
   # (it imports this module) never loads. dlib is adapted first, as for dlib's
   # own commands.
@@ -154,6 +154,8 @@ def evaluate(run, directory):
   Raises:
     RuntimeError: if the run is not trained yet.
   """
+  if run.external:
+    return _evaluate_external(run, directory)
   # Imported here: dlib's steps import TensorFlow (see `train`).
   # pylint: disable=g-import-not-at-top
   from disentanglement_lib.evaluation import evaluate as dlib_evaluate
@@ -181,6 +183,38 @@ def evaluate(run, directory):
             mean_dir, metric_dir, False, [config],
             dataset + ["evaluation.name = %s" % study_lib.gin_literal(metric)]
             + list(run.metric_bindings))
+  return _done_record(run, directory)
+
+
+def _evaluate_external(run, directory):
+  """Scores a model trained elsewhere with the run's metrics.
+
+  sbd_plugin.scoring writes each metric where a trained run's metric goes
+  (layout.metric_dir) and keeps metrics finished there; its record is named
+  after the run, so the aggregation finds the run.
+  """
+  from sbd_plugin.scoring import api  # pylint: disable=g-import-not-at-top
+  spec = dict(run.external)
+  output = os.path.dirname(layout.metric_dir(directory,
+                                             run.metric_configs[0][0]))
+  common = dict(seed=0, metric_bindings=list(run.metric_bindings),
+                dataset_bindings=list(run.dataset_bindings),
+                output_dir=output, name=run.run_id,
+                configs=list(run.metric_configs),
+                log=lambda line: print("[worker] " + line, flush=True))
+  faults.point("metric:" + run.metric_configs[0][0])
+  with _timed(directory, "metrics"):
+    if spec["kind"] == "onnx":
+      api.score_onnx(spec["source"], run.dataset,
+                     input_layout=spec["input_layout"], **common)
+    else:
+      api.score(api.load_function(spec["source"], run.seed), run.dataset,
+                record={"path": spec["source"]}, **common)
+  return _done_record(run, directory)
+
+
+def _done_record(run, directory):
+  """The run's DONE.json: timings, versions, machine, code and data."""
   timings = atomic.read_json(layout.timings_path(directory)) or {}
   return {"run_id": run.run_id, "seconds": sum(timings.values()),
           "timings": timings,

@@ -10,8 +10,9 @@ SBD_PLUGIN_DISABLE=1 and a dlib imported before the hook was installed).
 
 Layout: `dlib_bridge` (everything that touches dlib's internals),
 `architectures` (decoders and encoders), `datasets/` (generated datasets,
-registry, input pipeline), `versions` (the library versions recorded with
-every result).
+registry, input pipeline), `scoring/` (`score`: dlib's metrics for any
+model, ONNX files or functions), `versions` (the library versions recorded
+with every result).
 """
 import importlib
 
@@ -22,9 +23,11 @@ _LAZY = {
     "paper_conv_encoder": "sbd_plugin.architectures",
     "paper_deconv_decoder": "sbd_plugin.architectures",
     "PLUGIN_DATASETS": "sbd_plugin.datasets.registry",
+    "score": "sbd_plugin.scoring",
 }
 __all__ = ["spatial_broadcast_decoder", "paper_conv_encoder",
-           "paper_deconv_decoder", "PLUGIN_DATASETS", "dlib_bridge"]
+           "paper_deconv_decoder", "PLUGIN_DATASETS", "dlib_bridge",
+           "score"]
 
 
 def __getattr__(name):

@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from evaluation import layout
 from evaluation import preflight
 from evaluation import runner
 from evaluation import study as study_lib
@@ -221,10 +222,10 @@ def test_the_summary_shows_the_whole_error_line_and_its_log(tmp_path):
   directory = tmp_path / "runs" / "r"
   directory.mkdir(parents=True)
   message = "ValueError: " + "a long explanation " * 30
-  (directory / study_lib.ERROR_FILE).write_text(
+  (directory / layout.ERROR_FILE).write_text(
       "Traceback (most recent call last):\n  File \"x.py\"\n%s\n"
       "  In call to configurable 'model'\n" % message)
   outcome = runner._ended(str(tmp_path), run, base.exit_error(4))  # pylint: disable=protected-access
   summary = runner.summarize([outcome])
   assert "  FAILED r: %s\n" % message.rstrip() in summary
-  assert "    full error: %s" % (directory / study_lib.ERROR_FILE) in summary
+  assert "    full error: %s" % (directory / layout.ERROR_FILE) in summary

@@ -22,6 +22,13 @@ Parts, each measured side by side in one run:
            DCI runs twice: dlib's sequential loop (n_jobs=1) and the
            plugin's parallel fits (default workers), with the speed-up and
            a check that the scores are identical.
+  scoring  (not in the default parts; ~10-20 min on 2 cores, mostly DCI)
+           images/s of an ONNX encoder with dlib's conv_encoder layers run
+           by ONNX Runtime (what sbd_score runs) and of the same encoder as
+           the TF-Hub module dlib_evaluate reads, side by side on the same
+           batches (--batch-size), then the total time of sbd_score with MIG,
+           FactorVAE score and DCI at dlib's study settings on that file
+           (dataset: --metric-dataset).
   train_settings (not in the default parts; ~10 min at full sizes)
            steps/s of the train_op per decoder with oneDNN off / on, with
            intra-op and inter-op threads 1 and with XLA auto-clustering, each
@@ -46,11 +53,12 @@ from evaluation.benchmark import input_speed
 from evaluation.benchmark import machine
 from evaluation.benchmark import memory
 from evaluation.benchmark import metric_speed
+from evaluation.benchmark import scoring_speed
 from evaluation.benchmark import train_settings
 from evaluation.benchmark import train_speed
 
 DEFAULT_DATASETS = ("colored_sprites", "object_in_room", "dummy_data")
-PARTS = ("input", "train", "memory", "metrics", "train_settings")
+PARTS = ("input", "train", "memory", "metrics", "scoring", "train_settings")
 # train_settings starts a process per setting and takes ~10 minutes.
 DEFAULT_PARTS = ("input", "train", "memory", "metrics")
 
@@ -81,7 +89,7 @@ def _parser():
                       help="datasets of the input and memory parts (default: "
                       "%s)" % ",".join(DEFAULT_DATASETS))
   parser.add_argument("--batch-size", type=int, default=64,
-                      help="input part: images per batch")
+                      help="input and scoring parts: images per batch")
   parser.add_argument("--train-dataset", default=None,
                       help="dataset of the train part (default: "
                       "colored_sprites; --quick: dummy_data)")
@@ -228,6 +236,12 @@ def main(argv=None):
                                       "colored_sprites")
     metric_speed.report_metrics(report, metrics, dataset, args.quick,
                                 args.metric_binding)
+  if "scoring" in parts:
+    scoring_speed.report_scoring(
+        report, args.metric_dataset or ("dummy_data" if args.quick else
+                                        "colored_sprites"),
+        args.batch_size, args.quick, sizes["input_seconds"],
+        sizes["repeats"])
   if "train_settings" in parts:
     _run_train_settings(report, args)
   report.section("Run")

@@ -1,6 +1,8 @@
 """The one place where sbd_plugin touches disentanglement_lib's internals.
 
-`stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `reproducibility`
+`stack_fixes` adapts dlib 1.5 to Python 3.11+ / TF 2.15+ (its TPUEstimator
+from `estimator_free`), `current_stack` to Python 3.12+ / TF 2.16+;
+`reproducibility`
 makes the same seed give the same numbers; `safe_loading` keeps dlib's data
 loaders from unpickling; `plugin_hooks` hooks the plugin's datasets, input
 pipeline, gin configurables and resumable training (`resumable_train`) into
@@ -15,6 +17,7 @@ scripts pick the fixes up too; `import sbd_plugin` calls it as well.
 import logging
 
 from sbd_plugin import versions
+from sbd_plugin.dlib_bridge import current_stack
 from sbd_plugin.dlib_bridge import parallel_metrics
 from sbd_plugin.dlib_bridge import plugin_hooks
 from sbd_plugin.dlib_bridge import reproducibility
@@ -22,7 +25,8 @@ from sbd_plugin.dlib_bridge import safe_loading
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Every fix, in the order `activate` applies them.
-FIXES = (stack_fixes.FIXES + reproducibility.FIXES + parallel_metrics.FIXES +
+FIXES = (current_stack.FIRST + stack_fixes.FIXES + current_stack.FIXES +
+         reproducibility.FIXES + parallel_metrics.FIXES +
          stack_fixes.METRIC_FIXES + safe_loading.FIXES + plugin_hooks.HOOKS)
 
 _ACTIVE = []

@@ -66,7 +66,7 @@ setuptools.setup(
     description=("Spatial Broadcast decoders, the paper's datasets and a "
                  "comparison study runner for disentanglement_lib 1.5 on "
                  "Python 3.11 / TensorFlow 2.15."),
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.9,<3.14",  # 3.12, 3.13: the TF 2.21 stack (versions.STACKS)
     packages=setuptools.find_packages(include=["sbd_plugin", "sbd_plugin.*",
                                                "evaluation", "evaluation.*",
                                                "gin_configs", "gin_configs.*"]),

@@ -35,7 +35,7 @@ STACKS = {
             "tensorflow-probability": "0.25.0",
             "tensorflow-hub": "0.15.0",
             "gin-config": "0.5.0",
-            "numpy": "2.3.5",
+            "numpy": "2.2.6",
             "scikit-learn": "1.5.2",
             "scipy": "1.14.1",
         },

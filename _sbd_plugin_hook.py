@@ -13,6 +13,12 @@ the Spatial Broadcast step ~2x faster on AVX2 and stay bit-reproducible for a
 given machine and thread count (docs/benchmarks.md, "Training settings";
 docs/reproducibility.md). A value already set, e.g. TF_ENABLE_ONEDNN_OPTS=0,
 is kept.
+
+With tf-keras installed (the Python 3.12+ stack, TensorFlow 2.16+) it also
+sets TF_USE_LEGACY_KERAS=1, for the same reason (read once, at load): dlib's
+`tf.compat.v1.layers` need Keras 2 (tf-keras) in graph mode, and TensorFlow
+2.16+ loads Keras 3 otherwise. The 3.11 stack has no tf-keras and is left
+alone (TensorFlow 2.15 would try to import it).
 """
 import importlib.abc
 import os
@@ -20,6 +26,7 @@ import sys
 
 _TARGET = "disentanglement_lib"
 _ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+_LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
 
 class _ActivatingLoader(importlib.abc.Loader):
@@ -62,6 +69,10 @@ def install():
     return
   # Inherited by every worker and dlib command started from here.
   os.environ.setdefault(_ONEDNN, "1")
+  if sys.version_info >= (3, 12):
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    if importlib.util.find_spec("tf_keras") is not None:
+      os.environ.setdefault(_LEGACY_KERAS, "1")
   if _TARGET in sys.modules:
     return
   if not any(isinstance(f, _Finder) for f in sys.meta_path):

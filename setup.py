@@ -68,8 +68,9 @@ setuptools.setup(
     description=("Spatial Broadcast decoders, the paper's datasets and a "
                  "comparison study runner for disentanglement_lib 1.5 on "
                  "Python 3.11 / TensorFlow 2.15."),
-    # tomllib (the study files) is 3.11's; TensorFlow 2.15 has no 3.12 wheel.
-    python_requires=">=3.11,<3.12",
+    # tomllib (the study files) is 3.11's; 3.12 and 3.13 get the TF 2.21
+    # stack (versions.STACKS).
+    python_requires=">=3.11,<3.14",
     packages=setuptools.find_packages(include=["sbd_plugin", "sbd_plugin.*",
                                                "evaluation", "evaluation.*",
                                                "gin_configs", "gin_configs.*"]),

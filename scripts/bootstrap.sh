@@ -3,34 +3,49 @@
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run repeatedly: it only
 # reinstalls when requirements/*.txt or setup.py changed.
 #   SBD_VENV   where the environment lives (default: <repo>/.venv)
-#   PYTHON     the Python 3.11 interpreter to use (default: python3.11 or python3)
+#   PYTHON     the Python to use (default: the existing environment's, else python3.11,
+#              python3.12, python3.13, python3); its version picks the stack:
+#              3.11 -> TensorFlow 2.15 (requirements/lock.txt),
+#              3.12 / 3.13 -> TensorFlow 2.21 (requirements/lock-py312.txt)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SBD_VENV:-$ROOT/.venv}"
-PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ -z "${PYTHON:-}" ] && [ -x "$VENV/bin/python" ]; then
+  PY="$VENV/bin/python"
+else
+  PY="${PYTHON:-$(command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)}"
+fi
 
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-  echo "sbd_plugin needs Python 3.11 (TensorFlow 2.15 supports 3.9-3.11); $PY is $("$PY" --version 2>&1)." >&2
-  echo "Set PYTHON=/path/to/python3.11 and run again." >&2
+PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
+case "$PYVER" in
+  3.11) LOCK="requirements/lock.txt"; STACK="Python 3.11, TensorFlow 2.15" ;;
+  3.12|3.13) LOCK="requirements/lock-py312.txt"; STACK="Python $PYVER, TensorFlow 2.21" ;;
+  *)
+    echo "sbd_plugin needs Python 3.11, 3.12 or 3.13; $PY is $("$PY" --version 2>&1)." >&2
+    echo "Set PYTHON=/path/to/python3.12 (or 3.13, or 3.11) and run again." >&2
+    exit 1 ;;
+esac
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$PYVER')"; then
+  echo "$VENV was made with another Python than $PY ($PYVER); remove it or set SBD_VENV." >&2
   exit 1
 fi
 
 STAMP_FILE="$VENV/.sbd_plugin_stamp"
-STAMP="$(cat "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/pyproject.toml" "$ROOT/sbd_plugin.pth" \
-  "$ROOT/scripts/bootstrap.sh" | sha256sum | cut -d' ' -f1)"
+STAMP="$( (echo "$LOCK"; cat "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/pyproject.toml" "$ROOT/sbd_plugin.pth" \
+  "$ROOT/scripts/bootstrap.sh") | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
   return 0 2>/dev/null || exit 0
 fi
 
-echo "[bootstrap] setting up $VENV (pinned stack; first run downloads ~1 GB)" >&2
+echo "[bootstrap] setting up $VENV ($STACK, $LOCK; first run downloads ~1 GB)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # A known pip: editable installs must go through PEP 660 (see pyproject.toml).
 "${PIP[@]}" install "pip==26.2.1"
-"${PIP[@]}" install -r "$ROOT/requirements/lock.txt"
+"${PIP[@]}" install -r "$ROOT/$LOCK"
 "${PIP[@]}" install -r "$ROOT/requirements/ray.txt"
 # dlib's metadata pins tensorflow==1.14 / tensorflow-probability==0.7, which do not
-# exist for Python 3.11: install it without its dependencies (ours are pinned above).
+# exist for Python 3.11+: install it without its dependencies (ours are pinned above).
 "${PIP[@]}" install --no-deps "disentanglement-lib==1.5"
 # Editable install of the plugin; also installs sbd_plugin.pth (the activation hook).
 LOG="$VENV/.sbd_plugin_install.log"

@@ -28,8 +28,10 @@ def _pins(path):
 
 def test_python_requires_is_the_python_the_code_needs():
   spec = SpecifierSet(ast.literal_eval(_setup_keywords()["python_requires"]))
-  assert "3.11" in spec  # tomllib; TensorFlow 2.15's newest wheel
-  assert "3.10" not in spec and "3.12" not in spec
+  assert "3.11" in spec  # tomllib
+  # 3.12 and 3.13: the TF 2.21 stack; nothing newer has a TensorFlow wheel.
+  assert "3.12" in spec and "3.13" in spec
+  assert "3.10" not in spec and "3.14" not in spec
   assert "%d.%d" % sys.version_info[:2] in spec
 
 

@@ -56,7 +56,11 @@ def test_results_are_tidy_and_record_versions(tiny_study):
   assert (frame["reconstruction_loss"] > 0).all()
   with open(out / "results" / "versions.json") as f:
     versions = json.load(f)
-  assert versions["aggregated_with"]["tensorflow"] == "2.15.1"
+  # The running stack's TensorFlow, and the stack's name (versions.STACKS).
+  from sbd_plugin import versions as stack_versions  # pylint: disable=g-import-not-at-top
+  assert versions["aggregated_with"]["tensorflow"] == (
+      stack_versions.NUMERIC_PINS["tensorflow"])
+  assert versions["aggregated_with"]["stack"] == stack_versions.STACK
   assert sorted(versions["runs"]) == GOOD
   # dlib's own aggregation produced the wide table it came from.
   assert os.path.exists(out / "results" / "dlib_results.json")

@@ -1,6 +1,8 @@
 """The one place where sbd_plugin touches disentanglement_lib's internals.
 
-`stack_fixes` adapts dlib 1.5 to Python 3.11 / TF 2.15; `reproducibility`
+`stack_fixes` adapts dlib 1.5 to Python 3.11+ / TF 2.15+ (its TPUEstimator
+from `estimator_free`), `current_stack` to Python 3.12+ / TF 2.16+;
+`reproducibility`
 makes the same seed give the same numbers; `safe_loading` keeps dlib's data
 loaders from unpickling; `missing_modules` explains the dlib commands whose
 modules dlib's wheel lacks; `plugin_hooks` hooks the plugin's datasets, input
@@ -18,6 +20,7 @@ only when applied.
 import logging
 
 from sbd_plugin import versions
+from sbd_plugin.dlib_bridge import current_stack
 from sbd_plugin.dlib_bridge import missing_modules
 from sbd_plugin.dlib_bridge import parallel_metrics
 from sbd_plugin.dlib_bridge import plugin_hooks
@@ -26,9 +29,9 @@ from sbd_plugin.dlib_bridge import safe_loading
 from sbd_plugin.dlib_bridge import stack_fixes
 
 # Every fix, in the order `activate` applies them.
-FIXES = (missing_modules.FIXES + stack_fixes.FIXES + reproducibility.FIXES +
-         parallel_metrics.FIXES + stack_fixes.METRIC_FIXES + safe_loading.FIXES +
-         plugin_hooks.HOOKS)
+FIXES = (missing_modules.FIXES + current_stack.FIRST + stack_fixes.FIXES +
+         current_stack.FIXES + reproducibility.FIXES + parallel_metrics.FIXES +
+         stack_fixes.METRIC_FIXES + safe_loading.FIXES + plugin_hooks.HOOKS)
 
 _ACTIVE = []
 _STARTED = []  # Set on entry: a nested call (an import during a fix) returns.

@@ -215,16 +215,18 @@ def _train_from_checkpoint(model_dir, model, training_steps, random_seed,
   from disentanglement_lib.data.ground_truth import named_data
   from disentanglement_lib.methods.unsupervised import gaussian_encoder_model
   from disentanglement_lib.utils import results
+  from sbd_plugin.dlib_bridge import stack_fixes
   # pylint: enable=g-import-not-at-top
   every_steps, every_seconds = checkpoint_options()
   random_state = np.random.RandomState(random_seed)
   dataset = named_data.get_named_ground_truth_data()
   checkpoint_dir = os.path.join(model_dir, "tf_checkpoint")
-  run_config = tf.estimator.tpu.RunConfig(
+  tpu = stack_fixes.tpu_api()
+  run_config = tpu.RunConfig(
       tf_random_seed=random_seed, keep_checkpoint_max=2,
       save_checkpoints_steps=every_steps,
-      tpu_config=tf.estimator.tpu.TPUConfig(iterations_per_loop=500))
-  tpu_estimator = tf.estimator.tpu.TPUEstimator(
+      tpu_config=tpu.TPUConfig(iterations_per_loop=500))
+  tpu_estimator = tpu.TPUEstimator(
       use_tpu=False, model_fn=model.model_fn, model_dir=checkpoint_dir,
       train_batch_size=batch_size, eval_batch_size=batch_size,
       config=run_config)

@@ -52,14 +52,65 @@ def _assign_from_checkpoint_fn(model_path, var_list, ignore_missing_vars=False,
   return callback
 
 
+TRAINER_ENV = "SBD_PLUGIN_TRAINER"
+
+
+def tpu_api():
+  """The TPUEstimator, TPUEstimatorSpec, RunConfig and TPUConfig dlib uses.
+
+  The plugin's session-based stand-in (`estimator_free`) on every stack: it
+  gives the Estimator's bits on TF 2.15 (tests/test_estimator_free.py), and
+  TF 2.16+ has no Estimator. SBD_PLUGIN_TRAINER=estimator picks
+  tf.compat.v1.estimator.tpu where it exists (TF <= 2.15), to compare.
+
+  Returns:
+    A module with the four names.
+
+  Raises:
+    ImportError: SBD_PLUGIN_TRAINER=estimator on a TF without tf.estimator,
+      or another value than "estimator" or "session".
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  choice = os.environ.get(TRAINER_ENV, "session")
+  if choice == "session":
+    from sbd_plugin.dlib_bridge import estimator_free  # pylint: disable=g-import-not-at-top
+    return estimator_free
+  if choice != "estimator":
+    raise ImportError("%s must be 'session' (default) or 'estimator', got %r."
+                      % (TRAINER_ENV, choice))
+  if not has_tf_estimator():
+    raise ImportError("%s=estimator needs tf.estimator (TensorFlow <= 2.15); "
+                      "unset it to use the plugin's trainer." % TRAINER_ENV)
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  return tf.estimator.tpu
+
+
+def has_tf_estimator():
+  """Whether this TensorFlow ships tf.estimator (2.15 and older)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  return importlib.util.find_spec("tensorflow_estimator") is not None and (
+      _tf_version() < (2, 16))
+
+
+def _tf_version():
+  import importlib.metadata  # pylint: disable=g-import-not-at-top
+  for name in ("tensorflow", "tensorflow-cpu"):
+    try:
+      version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      continue
+    return tuple(int(p) for p in version.split(".")[:2])
+  return (0, 0)
+
+
 def _install_tf_contrib_shim():
   """Provides the parts of tf.contrib dlib imports (tpu, framework)."""
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   contrib = types.ModuleType("tensorflow.contrib")
   contrib.__doc__ = "sbd_plugin shim for the parts of tf.contrib dlib uses."
   tpu = types.ModuleType("tensorflow.contrib.tpu")
+  api = tpu_api()
   for name in ("RunConfig", "TPUConfig", "TPUEstimator", "TPUEstimatorSpec"):
-    setattr(tpu, name, getattr(tf.estimator.tpu, name))
+    setattr(tpu, name, getattr(api, name))
   framework = types.ModuleType("tensorflow.contrib.framework")
   framework.assign_from_checkpoint_fn = _assign_from_checkpoint_fn
   contrib.tpu, contrib.framework = tpu, framework
@@ -196,8 +247,10 @@ FIXES = (
                            "methods/unsupervised/vae.py",
                            "utils/convolute_hub.py",
                            "evaluation/abstract_reasoning/*.py"],
-            "tf.contrib was removed in TF 2.0; TPUEstimator & co. live in "
-            "tf.compat.v1.estimator.tpu", _install_tf_contrib_shim),
+            "tf.contrib was removed in TF 2.0 and tf.estimator in TF 2.16: "
+            "TPUEstimator & co. come from the plugin's session-based "
+            "stand-in (estimator_free), the same bits as the Estimator",
+            _install_tf_contrib_shim),
     FixInfo("graph_mode", ["every module using tf.Session / tf.placeholder",
                            "and the shipped *_test.py modules"],
             "TF 2.x runs eagerly by default; dlib 1.5 is TF1 graph-mode code",

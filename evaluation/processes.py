@@ -28,6 +28,8 @@ import subprocess
 import threading
 import time
 
+from sbd_plugin import atomic
+
 PARENT_ENV = "SBD_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
@@ -155,20 +157,12 @@ class FolderLock(object):
       os.rename(self.file_path, aside)  # Atomic: one remover wins.
     except FileNotFoundError:
       return
-    if self._read_aside(aside) != record:  # A new holder's file: put it back.
+    if atomic.read_json(aside) != record:  # A new holder's file: put it back.
       try:
         os.link(aside, self.file_path)
       except FileExistsError:
         pass
     os.remove(aside)
-
-  @staticmethod
-  def _read_aside(path):
-    try:
-      with open(path) as f:
-        return json.load(f)
-    except (OSError, ValueError):
-      return None
 
   def release(self):
     if self._fd is not None:

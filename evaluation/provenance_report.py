@@ -6,18 +6,10 @@ all reported runs share one plugin revision and one data source, listing
 the runs of each when they do not. Runs made before these were recorded
 are "not recorded".
 """
-import json
 
 from evaluation import layout
+from sbd_plugin import atomic
 from sbd_plugin import provenance
-
-
-def _read_json(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def _grouped(by_run, describe):
@@ -60,7 +52,7 @@ def provenance_lines(versions_path, run_ids):
   Returns:
     List of Markdown lines.
   """
-  recorded = _read_json(versions_path) or {}
+  recorded = atomic.read_json(versions_path) or {}
   lines = []
   unrecorded = False
   for title, key, describe in (

@@ -14,7 +14,6 @@ report.md: the report includes it and never writes it.
 """
 import contextlib
 import dataclasses
-import json
 import os
 import re
 
@@ -60,21 +59,13 @@ def _figure_section(title, path, report_dir, caption):
 
 
 def _versions_line(versions_path):
-  v = (_read_versions(versions_path) or {}).get("aggregated_with")
+  v = (atomic.read_json(versions_path) or {}).get("aggregated_with")
   if not v:
     return "not recorded (no %s)" % os.path.basename(versions_path)
   keys = ("python", "tensorflow", "tensorflow-probability", "tensorflow-hub",
           "gin-config", "numpy", "scikit-learn", "scipy",
           "disentanglement-lib", "sbd_plugin")
   return ", ".join("%s %s" % (k, v.get(k)) for k in keys)
-
-
-def _read_versions(versions_path):
-  try:
-    with open(versions_path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def _findings_lines(output_dir):

@@ -3,9 +3,11 @@
 `run_tool` runs a tool of the project's environment as a user would;
 `study_toml` writes the tiny study every runner test starts from.
 """
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -226,3 +228,52 @@ DLIB_TINY_TRAIN = ["model.training_steps = 6", "model.eval_steps = 2",
 def gin_bindings(bindings):
   """dlib's command-line flags for a list of gin bindings."""
   return [a for b in bindings for a in ("--gin_bindings", b)]
+
+
+def fake_slurm(tmp_path, monkeypatch, sbatch=None):
+  """sbatch, srun and scancel stand-ins that record what they were given.
+
+  Args:
+    tmp_path: A test's folder (gets bin/ and record/).
+    monkeypatch: pytest's, to put bin/ first on PATH.
+    sbatch: Optional body of the sbatch script (default: keep each file as
+      record/sbatch_<i>.sh and answer "Submitted batch job 4242").
+
+  Returns:
+    The record folder.
+  """
+  bin_dir, record = tmp_path / "bin", tmp_path / "record"
+  bin_dir.mkdir()
+  record.mkdir()
+  scripts = {
+      "sbatch": sbatch or 'cp "$1" "%s/sbatch_$(ls %s | wc -l).sh"\n'
+                'echo "Submitted batch job 4242"' % (record, record),
+      "scancel": 'echo "$@" >> "%s/scancel.txt"' % record,
+      "srun": "exit 1",
+  }
+  for name, body in scripts.items():
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv("PATH", "%s%s%s" % (bin_dir, os.pathsep,
+                                         os.environ["PATH"]))
+  return record
+
+
+def checkpoint_variables(model_dir):
+  """Every variable of the newest checkpoint of a dlib model folder."""
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(model_dir, "tf_checkpoint")))
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def train_results(model_dir, differ=("uuid", "elapsed_time")):
+  """dlib's train_results.json of a model folder, less keys that differ."""
+  with open(os.path.join(model_dir, "results", "json",
+                         "train_results.json")) as f:
+    results = json.load(f)
+  for key in differ:
+    results.pop(key, None)
+  return results

@@ -4,8 +4,6 @@ other) from the study's [resources] and from the command line.
 The SLURM executor writes its sbatch file against a stand-in `sbatch`; bad
 values are refused with the field, what was wrong and what to write.
 """
-import os
-import stat
 import sys
 import textwrap
 
@@ -15,6 +13,7 @@ from evaluation import executors
 from evaluation import runner
 from evaluation import study as study_lib
 from evaluation.executors import base
+from tests import helpers
 from tests.helpers import run_tool
 
 STUDY = textwrap.dedent("""\
@@ -45,25 +44,8 @@ def _write(tmp_path, text):
   return str(path)
 
 
-def _fake_sbatch(tmp_path, monkeypatch):
-  """sbatch, srun and scancel stand-ins; sbatch keeps the files it gets."""
-  bin_dir, record = tmp_path / "bin", tmp_path / "record"
-  bin_dir.mkdir()
-  record.mkdir()
-  scripts = {"sbatch": 'cp "$1" "%s/sbatch_$(ls %s | wc -l).sh"\n'
-                       'echo "Submitted batch job 77"' % (record, record),
-             "scancel": "true", "srun": "exit 1"}
-  for name, body in scripts.items():
-    path = bin_dir / name
-    path.write_text("#!/bin/sh\n" + body + "\n")
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-  monkeypatch.setenv("PATH", "%s%s%s" % (bin_dir, os.pathsep,
-                                         os.environ["PATH"]))
-  return record
-
-
 def test_study_sbatch_options_reach_the_job_file(tmp_path, monkeypatch):
-  record = _fake_sbatch(tmp_path, monkeypatch)
+  record = helpers.fake_slurm(tmp_path, monkeypatch)
   study = study_lib.parse_study(_write(tmp_path, STUDY + RESOURCES))
   out = str(tmp_path / "out")
   executor = executors.create("slurm", runner.settings(study, out))
@@ -93,7 +75,7 @@ def test_flags_override_and_add_to_the_studys_options(tmp_path):
 
 
 def test_without_options_the_job_file_has_none_of_them(tmp_path, monkeypatch):
-  record = _fake_sbatch(tmp_path, monkeypatch)
+  record = helpers.fake_slurm(tmp_path, monkeypatch)
   study = study_lib.parse_study(_write(tmp_path, STUDY))
   executor = executors.create("slurm", runner.settings(study, str(
       tmp_path / "out")))

@@ -6,12 +6,12 @@ every stack. Where the real Estimator still exists (TF 2.15),
 SBD_PLUGIN_TRAINER=estimator selects it, and `dlib_train` must give
 bit-identical checkpoints and train results either way.
 """
-import json
 import os
 
 import numpy as np
 import pytest
 
+from tests import helpers
 from tests.helpers import run_tool
 
 pytestmark = pytest.mark.skipif(
@@ -21,24 +21,6 @@ pytestmark = pytest.mark.skipif(
 
 TINY = ["model.training_steps = 12", "model.eval_steps = 2",
         "model.batch_size = 8", "dataset.name = 'colored_sprites'"]
-
-
-def _variables(model_dir):
-  """Every variable of the newest checkpoint of a dlib model folder."""
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-  reader = tf.train.load_checkpoint(
-      tf.train.latest_checkpoint(os.path.join(model_dir, "tf_checkpoint")))
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()}
-
-
-def _train_results(model_dir):
-  with open(os.path.join(model_dir, "results", "json",
-                         "train_results.json")) as f:
-    results = json.load(f)
-  for key in ("uuid", "elapsed_time"):
-    results.pop(key)  # Differ by design.
-  return results
 
 
 def _train(model_dir, config, trainer):
@@ -55,12 +37,13 @@ def test_dlib_train_without_the_estimator_gives_the_estimators_bits(
   for trainer in ("estimator", "session"):
     dirs[trainer] = str(tmp_path / trainer)
     _train(dirs[trainer], config, trainer)
-  a, b = _variables(dirs["estimator"]), _variables(dirs["session"])
+  a = helpers.checkpoint_variables(dirs["estimator"])
+  b = helpers.checkpoint_variables(dirs["session"])
   assert sorted(a) == sorted(b)
   differ = [name for name in a if not np.array_equal(a[name], b[name])]
   assert not differ, differ
-  results = _train_results(dirs["estimator"])
-  assert results == _train_results(dirs["session"])
+  results = helpers.train_results(dirs["estimator"])
+  assert results == helpers.train_results(dirs["session"])
   assert {"loss", "reconstruction_loss", "kl_loss", "global_step"} <= set(
       results)
   # The TF-Hub export dlib's later steps read is there too.

@@ -9,7 +9,6 @@ the SLURM executor writes its sbatch files against stand-in `sbatch`,
 import json
 import os
 import signal
-import stat
 import time
 
 import pandas as pd
@@ -121,29 +120,9 @@ def test_trainings_that_share_a_gpu_share_a_slurm_job(gpus, size, job_gpus):
   assert slurm.job_gpus("evaluate", gpus) == 0
 
 
-def _fake_slurm(tmp_path, monkeypatch, sbatch=None):
-  """sbatch, srun and scancel stand-ins that record what they were given."""
-  bin_dir, record = tmp_path / "bin", tmp_path / "record"
-  bin_dir.mkdir()
-  record.mkdir()
-  scripts = {
-      "sbatch": sbatch or 'cp "$1" "%s/sbatch_$(ls %s | wc -l).sh"\n'
-                'echo "Submitted batch job 4242"' % (record, record),
-      "scancel": 'echo "$@" >> "%s/scancel.txt"' % record,
-      "srun": "exit 1",
-  }
-  for name, body in scripts.items():
-    path = bin_dir / name
-    path.write_text("#!/bin/sh\n" + body + "\n")
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-  monkeypatch.setenv("PATH", "%s%s%s" % (bin_dir, os.pathsep,
-                                         os.environ["PATH"]))
-  return record
-
-
 def test_slurm_jobs_are_arrays_with_the_requested_resources(tmp_path,
                                                             monkeypatch):
-  record = _fake_slurm(tmp_path, monkeypatch)
+  record = helpers.fake_slurm(tmp_path, monkeypatch)
   out = tmp_path / "out"
   executor = executors.create("slurm", base.Settings(
       output_dir=str(out), gpus_per_run=0.5, cpus_per_run=3,
@@ -166,7 +145,7 @@ def test_slurm_jobs_are_arrays_with_the_requested_resources(tmp_path,
 
 
 def test_a_refused_slurm_submission_says_why(tmp_path, monkeypatch):
-  _fake_slurm(tmp_path, monkeypatch, sbatch=(
+  helpers.fake_slurm(tmp_path, monkeypatch, sbatch=(
       'echo "sbatch: error: invalid partition specified: nope" >&2; exit 1'))
   executor = executors.create("slurm", base.Settings(
       output_dir=str(tmp_path / "out"), partition="nope"))

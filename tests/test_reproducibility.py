@@ -17,30 +17,18 @@ from tests import helpers
 from tests.helpers import run_tool
 
 
-def _variables(model_dir):
-  """Every variable of the newest checkpoint of a dlib model folder."""
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-  reader = tf.train.load_checkpoint(
-      tf.train.latest_checkpoint(os.path.join(model_dir, "tf_checkpoint")))
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()}
-
-
-def _train_results(model_dir):
-  with open(os.path.join(model_dir, "results", "json",
-                         "train_results.json")) as f:
-    results = json.load(f)
-  for key in ("uuid", "elapsed_time", "resumed_from_step"):
-    results.pop(key, None)  # Differ by design.
-  return results
+# Keys of train_results.json that differ between two trainings by design.
+_DIFFER = ("uuid", "elapsed_time", "resumed_from_step")
 
 
 def _assert_same_model(dir_a, dir_b):
-  a, b = _variables(dir_a), _variables(dir_b)
+  a = helpers.checkpoint_variables(dir_a)
+  b = helpers.checkpoint_variables(dir_b)
   assert sorted(a) == sorted(b)
   differ = [n for n in a if not np.array_equal(a[n], b[n])]
   assert not differ, differ
-  assert _train_results(dir_a) == _train_results(dir_b)
+  assert (helpers.train_results(dir_a, _DIFFER) ==
+          helpers.train_results(dir_b, _DIFFER))
 
 
 @pytest.mark.parametrize("config", ["broadcast_factorvae",

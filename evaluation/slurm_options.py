@@ -33,32 +33,29 @@ RESERVED = {
 }
 
 
-def check_partition(value):
-  if isinstance(value, str) and PARTITION.match(value):
-    return None
-  return ("must be a SLURM partition name (letters, digits, '_', '-', '.'; "
-          "several separated by commas), e.g. \"gpu\"")
+def _matching(pattern, message):
+  """A check: None for a string `pattern` matches, else `message`."""
+
+  def check(value):
+    if isinstance(value, str) and pattern.match(value):
+      return None
+    return message
+
+  return check
 
 
-def check_name(value):
-  if isinstance(value, str) and NAME.match(value):
-    return None
-  return ("must be a SLURM name (letters, digits, '_', '-', '.'), e.g. "
-          "\"my_project\"")
-
-
-def check_mem(value):
-  if isinstance(value, str) and MEM.match(value):
-    return None
-  return ("must be sbatch's --mem: a whole number with an optional unit K, M, "
-          "G or T, in quotes, e.g. \"32G\"")
-
-
-def check_constraint(value):
-  if isinstance(value, str) and CONSTRAINT.match(value):
-    return None
-  return ("must be sbatch's --constraint: node features joined by '&', '|' "
-          "or ',' (no spaces), e.g. \"a100|h100\"")
+check_partition = _matching(PARTITION, (
+    "must be a SLURM partition name (letters, digits, '_', '-', '.'; "
+    "several separated by commas), e.g. \"gpu\""))
+check_name = _matching(NAME, (
+    "must be a SLURM name (letters, digits, '_', '-', '.'), e.g. "
+    "\"my_project\""))
+check_mem = _matching(MEM, (
+    "must be sbatch's --mem: a whole number with an optional unit K, M, "
+    "G or T, in quotes, e.g. \"32G\""))
+check_constraint = _matching(CONSTRAINT, (
+    "must be sbatch's --constraint: node features joined by '&', '|' "
+    "or ',' (no spaces), e.g. \"a100|h100\""))
 
 
 def check_line(value):

@@ -10,6 +10,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SBD_VENV:-$ROOT/.venv}"
+# Absolute, so that a relative SBD_VENV (".venv312") means the same after a cd.
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 if [ -z "${PYTHON:-}" ] && [ -x "$VENV/bin/python" ]; then
   PY="$VENV/bin/python"
 else

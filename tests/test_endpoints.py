@@ -139,6 +139,32 @@ def test_rate_distortion_missing_decoder_is_a_marked_row():
       "100.00 ± 0.00")
 
 
+def test_rate_distortion_figure_draws_mean_and_sd(tmp_path):
+  from evaluation import figures  # pylint: disable=g-import-not-at-top
+  fig = figures.rate_distortion_figure(_sweep(), baseline="deconv")
+  ax = fig.axes[0]  # NLL against KL
+  deconv, broadcast = ax.containers  # one error-bar set per decoder
+  # Points at the mean over seeds, in beta order.
+  x, y = deconv.lines[0].get_data()
+  np.testing.assert_allclose(x, [40, 20, 10, 5])
+  np.testing.assert_allclose(y, [101.0] * 4)
+  # Bars of one sample sd: NLL sd 1, KL sd 10 / beta.
+  bars = [np.asarray(c.get_segments()) for c in deconv.lines[2]]
+  widths = [b[:, 1] - b[:, 0] for b in bars]  # (dx, dy) of each bar
+  horizontal = [w for w in widths if np.all(w[:, 1] == 0)][0]
+  vertical = [w for w in widths if np.all(w[:, 0] == 0)][0]
+  np.testing.assert_allclose(horizontal[:, 0],
+                             2 * 10.0 / np.array([0.5, 1, 2, 4]))
+  np.testing.assert_allclose(vertical[:, 1], 2.0)
+  # Every beta labelled, per decoder.
+  labels = [t.get_text() for t in ax.texts]
+  assert sorted(labels) == sorted(["β=%g" % b for b in (0.5, 1, 2, 4)] * 2)
+  # The line joins the betas in order (x = mean KL falls as beta grows).
+  line = [l for l in ax.lines if l.get_linestyle() == "-"][0]
+  np.testing.assert_allclose(line.get_xdata(), [40, 20, 10, 5])
+  figures.plot_rate_distortion(_sweep(), str(tmp_path / "rd.png"), "deconv")
+
+
 # --- (d) Held-out region -----------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""Tests of evaluation/endpoints.py and evaluation/gaps_cli.py, on synthetic
-tidy frames with known answers.
+"""Tests of evaluation/endpoints.py, evaluation/gaps_cli.py and the report's
+sections of the claims' endpoints, on synthetic tidy frames with known answers.
 
 Pure pandas: no TensorFlow, no trained model.
 """
@@ -12,6 +12,8 @@ import pytest
 
 from evaluation import endpoints
 from evaluation import gaps_cli
+from evaluation import layout
+from evaluation import report
 from evaluation import study as study_lib
 from evaluation import tables
 from tests.helpers import REPO
@@ -306,3 +308,77 @@ def test_gaps_cli_reads_the_committed_cpu_evidence_results():
   # findings.md: median MIG 0.020 -> 0.059, difference +0.039.
   assert row["gap_first"] == pytest.approx(0.039, abs=5e-4)
   assert row["difference"] == 0
+
+
+# --- The report's sections ---------------------------------------------------
+
+# The report's sections are private functions of evaluation/report.py.
+# pylint: disable=protected-access
+
+
+def _study(runs, figures=None, primary=("mig",)):
+  return study_lib.Study(
+      name="synthetic", description="", runs=runs, figures=figures or {},
+      source="synthetic.toml", baseline="deconv", metrics=("mig",),
+      primary_metrics=primary)
+
+
+def _report(frame, tmp_path, runs=(), figures=None):
+  study = _study(list(runs), figures)
+  return report._Report(
+      study, str(tmp_path), frame, False, layout.results_csv(str(tmp_path)),
+      layout.versions_json(str(tmp_path)), [])
+
+
+def test_sections_only_when_the_data_calls_for_them(tmp_path):
+  one = _report(_two_datasets().query("dataset == 'small'"), tmp_path,
+                figures={"heldout": ["small", "small_test"]})
+  assert report._rate_distortion_by_beta(one) == []
+  assert report._dataset_gaps(one) == []
+  assert report._heldout(one) == []  # no heldout_errors.csv
+  no_baseline = _report(_two_datasets().query("decoder != 'deconv'"),
+                        tmp_path)
+  assert report._dataset_gaps(no_baseline) == []
+  assert not os.listdir(tmp_path)
+
+
+def test_dataset_gaps_follow_the_study_order(tmp_path):
+  frame = _two_datasets()
+  runs = [_run(d, "deconv", 0) for d in ("small", "full")]
+  lines = report._dataset_gaps(_report(frame, tmp_path, runs))
+  text = "\n".join(lines)
+  assert "`small` minus `full`:" in text and "+0.200 [" in text
+  table = pd.read_csv(layout.dataset_gaps_csv(str(tmp_path)))
+  assert table["difference"][0] == pytest.approx(0.2)
+
+
+def test_report_without_runs_has_the_three_endpoints(tmp_path):
+  # Two datasets, a beta sweep and a held-out pair: all three sections.
+  frame = pd.concat([_sweep(betas=(1.0, 2.0)), _two_datasets()],
+                    ignore_index=True)
+  folder = str(tmp_path)
+  os.makedirs(layout.results_dir(folder))
+  frame.to_csv(layout.results_csv(folder), index=False)
+  _errors({"deconv": [5.0, 6.0, 7.0], "broadcast": [1.0, 2.0, 3.0]}).to_csv(
+      layout.heldout_errors_csv(folder), index=False)
+  runs = [_run(d, "deconv", 0) for d in ("ds", "small", "full")]
+  study = _study(runs, figures={"heldout": ["ds", "ds_test"],
+                                "traversals": False})
+  path = report.build_report(study, folder)
+  with open(path) as f:
+    text = f.read()
+  chapters = [l for l in text.splitlines() if l.startswith("## ")]
+  assert chapters[-4:] == ["## Gap between datasets",
+                           "## Rate-distortion across β", "## Figures",
+                           "## Held-out region"]
+  assert "`ds` minus `small`:" in text and "`ds` minus `full`:" in text
+  assert "no β can be significant on its own" in text
+  assert "Seeds per decoder and β: 3." in text
+  assert "### Held-out gap per seed" in text
+  assert "With 3 against 3 seeds the smallest possible p is 0.1." in text
+  for csv in (layout.rate_distortion_csv(folder),
+              layout.heldout_gaps_csv(folder),
+              layout.dataset_gaps_csv(folder)):
+    assert os.path.exists(csv)
+  rd = pd.read_csv(layout.rate_distortion_csv(folder))
+  assert set(rd["dataset"]) == {"ds"}  # one beta elsewhere: no curve

@@ -230,6 +230,9 @@ def format_rate_distortion(table, metric="mig", metric_name="MIG"):
 
 HELDOUT_GAP = "held-out minus seen error"  # the endpoint's metric label
 SEEN, HELD_OUT = analysis.SPLITS
+# The columns of `analysis.heldout_errors` (and its CSV) the gap needs.
+HELDOUT_ERROR_COLUMNS = ("run_id", "model", "beta", "decoder", "seed",
+                         "split", "error")
 
 
 def heldout_gaps(errors):
@@ -243,7 +246,11 @@ def heldout_gaps(errors):
     DataFrame with columns run_id, model, beta, decoder, seed, seen,
     held_out and gap (held_out - seen; NaN if a split is missing), one row
     per run in the order of `errors`.
+
+  Raises:
+    ValueError: if `errors` lacks one of HELDOUT_ERROR_COLUMNS.
   """
+  _check_columns(errors, HELDOUT_ERROR_COLUMNS)
   runs = errors.drop_duplicates("run_id")[
       ["run_id", "model", "beta", "decoder", "seed"]].reset_index(drop=True)
   for split, column in ((SEEN, "seen"), (HELD_OUT, "held_out")):

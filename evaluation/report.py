@@ -697,9 +697,14 @@ def _heldout(r):
   if not os.path.exists(path):
     return []
   # The errors were computed when the models were here; the figure is kept.
-  errors = pd.read_csv(path, dtype={"run_id": str})
-  return ["## Held-out region", ""] + _heldout_gap_lines(
-      errors, r.study.baseline, r.output_dir)
+  lines = ["## Held-out region", ""]
+  try:
+    errors = pd.read_csv(path, dtype={"run_id": str})
+    return lines + _heldout_gap_lines(errors, r.study.baseline, r.output_dir)
+  except (ValueError, pd.errors.ParserError) as e:
+    # A damaged file costs this section, not the report.
+    return lines + ["No held-out gap: %s does not read as held-out errors "
+                    "(%s)." % (os.path.relpath(path, r.output_dir), e), ""]
 
 
 # The report, section by section; without finished runs, only the first ones.

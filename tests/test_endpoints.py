@@ -382,3 +382,17 @@ def test_report_without_runs_has_the_three_endpoints(tmp_path):
     assert os.path.exists(csv)
   rd = pd.read_csv(layout.rate_distortion_csv(folder))
   assert set(rd["dataset"]) == {"ds"}  # one beta elsewhere: no curve
+
+
+def test_a_damaged_heldout_errors_csv_costs_the_section_not_the_report(
+    tmp_path):
+  folder = str(tmp_path)
+  os.makedirs(layout.results_dir(folder))
+  pd.DataFrame({"run_id": ["a"], "error": [1.0]}).to_csv(
+      layout.heldout_errors_csv(folder), index=False)
+  r = _report(_two_datasets(), tmp_path,
+              figures={"heldout": ["small", "small_test"]})
+  lines = report._heldout(r)
+  assert lines[0] == "## Held-out region"
+  assert "does not read as held-out errors" in lines[2]
+  assert "lacks columns ['model', 'beta'" in lines[2]

@@ -584,8 +584,9 @@ def _rate_distortion_floor(table):
               ", ".join(str(n) for n in seeds), floor))
   if floor >= tables.ALPHA:
     text += (", so no β can be significant on its own, however large the "
-             "difference: read the per-β rows as description and the "
-             "direction across the %d β as the evidence" % betas)
+             "difference: the per-β rows describe; a claim across the %d β "
+             "needs a test that pools them, which this table does not "
+             "make" % betas)
   elif betas * floor >= tables.ALPHA:
     text += (", but Holm over the %d β multiplies the smallest p by %d, so "
              "no p Holm can be below %g" % (betas, betas, tables.ALPHA))

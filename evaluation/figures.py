@@ -2,7 +2,8 @@
 
 Drawing only, from the study runner's tidy results DataFrame (one row per run
 and metric, see evaluation/tables.py): per-seed metric distributions, the
-rate-distortion / reconstruction-vs-MIG plots across a beta sweep, and the
+rate-distortion / reconstruction-vs-MIG plots across a beta sweep (mean
+and sd per beta from evaluation/endpoints.py), and the
 seen vs held-out reconstruction errors per model and beta (the DataFrame of
 `analysis.heldout_errors`). Also what the report's figures share: decoder
 colours, DPI and `save_png` (a metric row's display name is in its record,
@@ -26,6 +27,7 @@ import pandas as pd
 import seaborn as sns
 
 from evaluation import analysis
+from evaluation import endpoints
 from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
@@ -219,45 +221,37 @@ def plot_metric_distributions(df, path, baseline=study_lib.BASELINE,
 # --- Rate-distortion --------------------------------------------------------
 
 
-def run_table(df, metric="mig"):
-  """One row per run: training statistics and the value of `metric`.
+# One row per run (training statistics and MIG): endpoints' function, kept
+# under this name for the figures' callers.
+run_table = endpoints.run_table
 
-  Args:
-    df: Tidy results DataFrame.
-    metric: Metric whose value becomes the column named after it (NaN for
-      runs without it).
 
-  Returns:
-    DataFrame with columns run_id, dataset, model, decoder, seed, beta,
-    reconstruction_loss, kl_loss, elbo and `metric`.
+def _mean_sd_curve(ax, runs, x, y, colour):
+  """One decoder's mean over seeds at each beta, ±1 sd in x and y.
+
+  Points at the means, error bars of one sample standard deviation across
+  seeds in both axes (as the paper's curves), a line joining the betas in
+  ascending order, and every beta labelled beside its point.
   """
-  columns = ["run_id", "dataset", "model", "decoder", "seed", "beta",
-             "reconstruction_loss", "kl_loss", "elbo"]
-  runs = df[columns].drop_duplicates("run_id")
-  values = (df[df["metric"] == metric].drop_duplicates("run_id")
-            .set_index("run_id")["value"].rename(metric))
-  return runs.join(values, on="run_id").reset_index(drop=True)
-
-
-def _median_curve(ax, runs, x, y, colour, annotate):
-  """Draws the per-beta medians of one decoder, joined in beta order."""
-  medians = runs.groupby("beta", dropna=False)[[x, y]].median().dropna()
-  medians = medians.sort_index()
-  if medians.empty:
+  summary = endpoints.beta_summary(runs, [x, y])
+  summary = summary.dropna(subset=["%s_mean" % x, "%s_mean" % y])
+  if summary.empty:
     return
-  ax.plot(medians[x], medians[y], "-o", color=colour, ms=7, lw=1.8,
-          markeredgecolor="black", zorder=3)
-  if not annotate:
-    return
-  # Label only the ends of a long sweep, so that labels do not pile up.
-  betas = list(medians.index)
-  shown = betas if len(betas) <= 4 else [betas[0], betas[-1]]
-  shown = [b for b in shown if not pd.isna(b)]
-  for beta in shown:
-    ax.annotate("β=%s" % tables.format_beta(beta, _UNKNOWN_BETA),
-                (medians.loc[beta, x], medians.loc[beta, y]),
+  means_x = summary["%s_mean" % x].to_numpy(dtype=float)
+  means_y = summary["%s_mean" % y].to_numpy(dtype=float)
+  ax.plot(means_x, means_y, "-", color=colour, lw=1.8, zorder=3)
+  # A single seed has no sd: no bar rather than a zero-length one.
+  ax.errorbar(means_x, means_y,
+              xerr=summary["%s_sd" % x].fillna(0).to_numpy(dtype=float),
+              yerr=summary["%s_sd" % y].fillna(0).to_numpy(dtype=float),
+              fmt="o", color=colour,
+              ms=7, mec="black", elinewidth=1.2, capsize=3, zorder=4)
+  for beta, px, py in zip(summary.index, means_x, means_y):
+    ax.annotate("β=%s" % tables.format_beta(beta, _UNKNOWN_BETA), (px, py),
                 xytext=(6, 5), textcoords="offset points", fontsize=7,
-                color=colour)
+                color=colour, zorder=5,
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
+                          alpha=0.7))
 
 
 def rate_distortion_figure(df, baseline=study_lib.BASELINE):
@@ -270,8 +264,10 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
 
   Returns:
     matplotlib Figure, one row per dataset x model, two panels per row:
-    (a) reconstruction loss vs KL, (b) reconstruction loss vs MIG. One point
-    per run, one colour per decoder, lines through the per-beta medians.
+    (a) reconstruction loss vs KL, (b) reconstruction loss vs MIG. Per
+    decoder (one colour) the mean over seeds at each beta with ±1 sample sd
+    error bars in both axes, joined in beta order and labelled with beta;
+    each run as a faint point.
   """
   runs = run_table(df, "mig")
   combos = list(runs[["dataset", "model"]].drop_duplicates()
@@ -290,21 +286,22 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
       for decoder in decoders:
         sub = cell[cell["decoder"] == decoder].dropna(
             subset=[x, "reconstruction_loss"])
-        ax.scatter(sub[x], sub["reconstruction_loss"], s=18, alpha=0.45,
+        ax.scatter(sub[x], sub["reconstruction_loss"], s=14, alpha=0.3,
                    color=colours[decoder], edgecolor="none", zorder=2)
-        _median_curve(ax, sub, x, "reconstruction_loss", colours[decoder],
-                      annotate=True)
+        _mean_sd_curve(ax, sub, x, "reconstruction_loss", colours[decoder])
       if cell[x].isna().all():
         _note(ax, "no %s values" % x_label)
       ax.set_xlabel(x_label)
       ax.set_ylabel("reconstruction loss (nats)")
       ax.set_title("%s — %s / %s" % (title, dataset, model), fontsize=10)
       ax.grid(alpha=0.3)
-  handles = [mpl_lines.Line2D([], [], color=colours[d], marker="o", ls="",
-                              alpha=0.6) for d in decoders]
-  handles.append(mpl_lines.Line2D([], [], color="gray", marker="o", ls="-",
-                                  markeredgecolor="black"))
-  fig.legend(handles=handles, labels=decoders + ["median per β"],
+  handles = [mpl_lines.Line2D([], [], color=colours[d], marker="o", ls="-",
+                              markeredgecolor="black") for d in decoders]
+  handles.append(mpl_lines.Line2D([], [], color="gray", marker="o", ls="",
+                                  alpha=0.3, markeredgecolor="none"))
+  fig.legend(handles=handles, labels=[
+      "%s: mean ± 1 sd over seeds per β" % d for d in decoders] + [
+          "one run"],
              loc="outside lower center", ncol=len(handles), fontsize=9,
              frameon=False)
   return fig

@@ -107,6 +107,21 @@ def heldout_errors_csv(output_dir):
   return os.path.join(results_dir(output_dir), "heldout_errors.csv")
 
 
+def rate_distortion_csv(output_dir):
+  """Claim (c)'s table: per beta and decoder, NLL, KL and MIG, NLL test."""
+  return os.path.join(results_dir(output_dir), "rate_distortion_by_beta.csv")
+
+
+def heldout_gaps_csv(output_dir):
+  """Claim (d)'s table: held-out minus seen error per decoder, vs baseline."""
+  return os.path.join(results_dir(output_dir), "heldout_gaps.csv")
+
+
+def dataset_gaps_csv(output_dir):
+  """Claim (e)'s table: a decoder's gap on one dataset minus on another."""
+  return os.path.join(results_dir(output_dir), "dataset_gaps.csv")
+
+
 def slurm_dir(output_dir):
   """submitit's folder: one subfolder per job with its pickles and logs."""
   return os.path.join(output_dir, SLURM_DIR)

@@ -1,9 +1,11 @@
 """One Markdown report per study: results table, comparison tables, figures.
 
 Assembles only: results come from evaluation.aggregate, comparison tables
-from evaluation.tables, numbers from trained models from evaluation.analysis,
-latent_traversals and latent_geometry, the figures from evaluation.figures and
-latent_figures; paths from evaluation.layout.
+from evaluation.tables, the claims' endpoints (rate-distortion per beta,
+held-out gap, gaps between datasets) from evaluation.endpoints, numbers
+from trained models from evaluation.analysis, latent_traversals and
+latent_geometry, the figures from evaluation.figures and latent_figures;
+paths from evaluation.layout.
 Everything is derived from the study folder, so a report can be rebuilt at any
 time (`sbd_study report`), also for a partly finished or failed study. It
 never replaces results with fewer (`aggregate.check_nothing_lost`): a folder
@@ -21,12 +23,14 @@ import pandas as pd
 
 from evaluation import aggregate
 from evaluation import analysis
+from evaluation import endpoints
 from evaluation import figure_runs
 from evaluation import figures
 from evaluation import latent_figures
 from evaluation import latent_geometry
 from evaluation import latent_traversals
 from evaluation import layout
+from evaluation import markdown
 from evaluation import metrics as metrics_lib
 from evaluation import provenance_report
 from evaluation import study as study_lib
@@ -291,8 +295,52 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
   return lines
 
 
+def _write_csv(table, path):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  table.to_csv(path, index=False)
+  return path
+
+
+def _link(path, output_dir):
+  return "[%s](%s)" % (os.path.basename(path),
+                       os.path.relpath(path, output_dir))
+
+
+def _heldout_gap_lines(errors, baseline, output_dir):
+  """Claim (d)'s primary endpoint: the held-out gap per seed, vs baseline."""
+  table = endpoints.heldout_gap_table(endpoints.heldout_gaps(errors),
+                                      baseline)
+  path = _write_csv(table, layout.heldout_gaps_csv(output_dir))
+  lines = ["### Held-out gap per seed", "",
+           "Primary endpoint of the held-out claim: per seed, the mean "
+           "reconstruction error on the held-out region minus that on seen "
+           "data (nats per image; smaller is better, less is lost on factor "
+           "combinations training never saw). Per decoder: each seed's gap "
+           "and their median; against `%s`, the difference of medians with "
+           "its bootstrap percentile %d%% CI (%d resamples, seed %d), P(sup) "
+           "(the probability that a seed of the decoder has the larger gap) "
+           "and the exact two-sided Mann-Whitney p, one test per model and "
+           "β. A negative difference and P(sup) < 0.5 favour the decoder "
+           "(numbers: %s)." % (
+               baseline, round(100 * tables.CONFIDENCE_LEVEL),
+               tables.N_RESAMPLES, tables.BOOTSTRAP_SEED,
+               _link(path, output_dir)), ""]
+  if not len(table):
+    return lines + ["No run has both splits.", ""]
+  lines += [markdown.frame_to_markdown(
+      endpoints.format_heldout_gaps(table)).strip(), ""]
+  tested = table[table["p_value"].notna()]
+  if len(tested):
+    base = table[table["decoder"] == baseline]["n"]
+    n, n_base = int(tested["n"].min()), int(base.min()) if len(base) else 0
+    lines += ["With %d against %d seeds the smallest possible p is %.2g." % (
+        n, n_base, tables.min_exact_p(n, max(n_base, 1))), ""]
+  return lines
+
+
 def _heldout_section(study, frame, output_dir):
-  """The held-out generalisation figure and what the metrics there mean."""
+  """The held-out generalisation figure, what the metrics there mean, and
+  the held-out gap per seed."""
   seen, unseen = study.figures["heldout"]
   errors = analysis.heldout_errors(frame, seen, unseen,
                                    _bindings_for(study, seen))
@@ -324,7 +372,8 @@ def _heldout_section(study, frame, output_dir):
                 "samples, so a few of their images fall in the held-out "
                 "region." % (" and ".join("`%s`" % m for m in fixing),
                              "fix" if len(fixing) > 1 else "fixes"))
-  return _figure_section(title, path, output_dir, caption)
+  return _figure_section(title, path, output_dir, caption) + (
+      _heldout_gap_lines(errors, study.baseline, output_dir))
 
 
 def _lower_is_better_note(labels):
@@ -511,11 +560,113 @@ def _result_figures(r):
       os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
-      "Reconstruction loss against KL (rate) and against MIG, one point per "
-      "run, lines through the per-beta medians.")
+      "Reconstruction loss (NLL, nats per image) against KL (rate) and "
+      "against MIG: per decoder the mean over seeds at each β with error "
+      "bars of ±1 sample sd in both axes, joined in order of β and "
+      "labelled with it; faint points are single runs.")
   redrawn.append(path)
   if not r.from_runs:
     lines += _kept_figure_sections(output_dir, redrawn)
+  return lines
+
+
+def _rate_distortion_floor(table):
+  """What the seed counts allow of the per-beta tests in `table`."""
+  tested = table[table["p_value"].notna()]
+  if not len(tested):
+    return []
+  floor = float(tested["min_p"].min())
+  betas = int(tested.groupby(["dataset", "model", "decoder"]).size().max())
+  seeds = sorted(set(table.loc[table["n"] > 0, "n"]))
+  text = ("Seeds per decoder and β: %s. The smallest possible exact "
+          "two-sided p at one β is %.2g (every seed of one decoder on one "
+          "side of every seed of the other)" % (
+              ", ".join(str(n) for n in seeds), floor))
+  if floor >= tables.ALPHA:
+    text += (", so no β can be significant on its own, however large the "
+             "difference: the per-β rows describe; a claim across the %d β "
+             "needs a test that pools them, which this table does not "
+             "make" % betas)
+  elif betas * floor >= tables.ALPHA:
+    text += (", but Holm over the %d β multiplies the smallest p by %d, so "
+             "no p Holm can be below %g" % (betas, betas, tables.ALPHA))
+  return [text + ".", ""]
+
+
+def _rate_distortion_by_beta(r):
+  """Claim (c): per beta, each decoder's NLL, KL and MIG, and the NLL test.
+
+  Only for the datasets and models whose trained runs have more than one
+  beta; none, no section.
+  """
+  trained = r.frame[~r.frame["decoder"].isin(r.study.external_names)]
+  # Only the datasets and models with a sweep have a curve.
+  betas = trained.groupby(["dataset", "model"])["beta"].transform("nunique")
+  swept = trained[betas >= 2]
+  if not len(swept):
+    return []
+  table = endpoints.rate_distortion_table(swept, r.study.baseline)
+  path = _write_csv(table, layout.rate_distortion_csv(r.output_dir))
+  lines = ["## Rate-distortion across β", "",
+           "The numbers of the rate-distortion figure (below): per "
+           "dataset, model, β and decoder, the mean ± sample sd over seeds of the "
+           "reconstruction NLL (dlib's `reconstruction_loss` of the training "
+           "results, nats per image), the KL (`kl_loss`, the rate) and MIG; "
+           "the decoder's mean NLL minus `%s`'s at the same β; the exact "
+           "two-sided Mann-Whitney p of the NLL at that β and p Holm over "
+           "the β of each decoder (numbers: %s). Lower NLL at a given KL is "
+           "the better rate-distortion trade-off." % (
+               r.study.baseline, _link(path, r.output_dir)), ""]
+  lines += [markdown.frame_to_markdown(
+      endpoints.format_rate_distortion(table)).strip(), ""]
+  return lines + _rate_distortion_floor(table)
+
+
+def _dataset_order(r):
+  """The frame's datasets in the study's order (others after, by name)."""
+  present = set(r.frame["dataset"])
+  order = [d for d in dict.fromkeys(run.dataset for run in r.study.runs)
+           if d in present]
+  return order + sorted(present - set(order))
+
+
+def _dataset_gaps(r):
+  """Claim (e): the gap over the baseline on the first dataset minus others.
+
+  Only for a study with more than one dataset and runs of the baseline.
+  """
+  datasets = _dataset_order(r)
+  baseline = r.study.baseline
+  if len(datasets) < 2 or baseline not in set(r.frame["decoder"]):
+    return []
+  first = datasets[0]
+  metrics = [m for m in r.study.primary_metrics
+             if m in set(r.frame["metric"])]
+  table = pd.concat([endpoints.gap_difference_table(
+      r.frame[r.frame["dataset"] == first],
+      r.frame[r.frame["dataset"] == other], baseline, metrics,
+      labels=(first, other)) for other in datasets[1:]], ignore_index=True)
+  path = _write_csv(table, layout.dataset_gaps_csv(r.output_dir))
+  lines = ["## Gap between datasets", "",
+           "Per primary metric (%s): on each dataset the decoder's median "
+           "minus `%s`'s (the gap, as in the comparison table), and the gap "
+           "on `%s` minus the gap on the other dataset, with its bootstrap "
+           "percentile %d%% CI (the seeds of the four decoder × dataset "
+           "cells resampled independently; %d resamples, seed %d; "
+           "approximate and, with few seeds, too narrow). For the "
+           "small-objects claim (small objects listed first) a positive "
+           "difference of a higher-is-better metric is a larger gain on "
+           "small objects (numbers: %s). The same table against another "
+           "study's results.csv: `python -m evaluation.gaps_cli`." % (
+               ", ".join(metrics) or "none", baseline, first,
+               round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
+               tables.BOOTSTRAP_SEED, _link(path, r.output_dir)), ""]
+  if not len(table):
+    return lines + ["No decoder besides `%s` has runs." % baseline, ""]
+  for (one, other), part in table.groupby(["first", "second"], sort=False):
+    lines += ["`%s` minus `%s`:" % (one, other), "",
+              markdown.frame_to_markdown(
+                  endpoints.format_gap_difference(part)).strip(), ""]
   return lines
 
 
@@ -538,13 +689,30 @@ def _models(r):
 
 
 def _heldout(r):
-  if not r.from_runs or not r.study.figures.get("heldout"):
+  """The held-out section; without runs/, the gap from heldout_errors.csv."""
+  if not r.study.figures.get("heldout"):
     return []
-  return _heldout_section(r.study, r.frame, r.output_dir)
+  if r.from_runs:
+    return _heldout_section(r.study, r.frame, r.output_dir)
+  path = layout.heldout_errors_csv(r.output_dir)
+  if not os.path.exists(path):
+    return []
+  # The errors were computed when the models were here; the figure is kept.
+  lines = ["## Held-out region", ""]
+  try:
+    errors = pd.read_csv(path, dtype={"run_id": str})
+    return lines + _heldout_gap_lines(errors, r.study.baseline, r.output_dir)
+  except (ValueError, pd.errors.ParserError) as e:
+    # A damaged file costs this section, not the report.
+    return lines + ["No held-out gap: %s does not read as held-out errors "
+                    "(%s)." % (os.path.relpath(path, r.output_dir), e), ""]
 
 
 # The report, section by section; without finished runs, only the first ones.
-_SECTIONS = (_title, _runs, _comparison, _result_figures, _models, _heldout)
+# Tables first, then figures: the model figures' "###" sections belong to
+# the "## Figures" chapter (and a folder without runs/ keeps them by it).
+_SECTIONS = (_title, _runs, _comparison, _dataset_gaps,
+             _rate_distortion_by_beta, _result_figures, _models, _heldout)
 _SECTIONS_WITHOUT_RESULTS = (_title, _runs, _no_results)
 
 

@@ -147,18 +147,20 @@ def test_rate_distortion_beta_sweep_and_single_beta(tmp_path):
   assert one["mig"] == pytest.approx(0.1 * 2 ** 2 + 0.05 + 0.004)
   fig = figures.rate_distortion_figure(df)
   assert len(fig.axes) == 2 * 2  # (factor_vae, vae) x (RD, MIG)
-  # The first line of panel (a) joins deconv's per-beta median KLs in order.
+  # The first line of panel (a) joins deconv's per-beta mean KLs in order.
   line = fig.axes[0].lines[0]
-  # deconv: kl = 10 * beta + 1 + seed**2, median at seed 1; recon = 105 - kl.
-  np.testing.assert_allclose(line.get_xdata(), [7.0, 12.0, 42.0])
-  np.testing.assert_allclose(line.get_ydata(), [98.0, 93.0, 63.0])
+  # deconv: kl = 10 * beta + 1 + seed**2, mean 10 * beta + 8/3 over seeds
+  # 0..2 (the median would be 10 * beta + 2); recon = 105 - kl.
+  np.testing.assert_allclose(line.get_xdata(), np.array([5, 10, 40]) + 8 / 3)
+  np.testing.assert_allclose(line.get_ydata(),
+                             np.array([100, 95, 65]) - 8 / 3)
   assert fig.axes[1].get_xlabel() == "MIG"
   figures.plot_rate_distortion(df, str(tmp_path / "rd.png"))
 
   single = _results(betas=(2.0,), models=("vae",))
   fig = figures.rate_distortion_figure(single)
   assert len(fig.axes) == 2
-  assert len(fig.axes[0].lines[0].get_xdata()) == 1  # one median point
+  assert len(fig.axes[0].lines[0].get_xdata()) == 1  # one mean point
   width, height = _png_size(
       figures.plot_rate_distortion(single, str(tmp_path / "rd1.png")))
   assert width > height

@@ -1,0 +1,398 @@
+"""Tests of evaluation/endpoints.py, evaluation/gaps_cli.py and the report's
+sections of the claims' endpoints, on synthetic tidy frames with known answers.
+
+Pure pandas: no TensorFlow, no trained model.
+"""
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation import endpoints
+from evaluation import gaps_cli
+from evaluation import layout
+from evaluation import report
+from evaluation import study as study_lib
+from evaluation import tables
+from tests.helpers import REPO
+
+
+def _run(dataset, decoder, seed, beta=1.0, model="vae"):
+  """A study_lib.Run with only the fields the report reads filled in."""
+  return study_lib.Run(
+      run_id="%s-%s-%s-%g-seed%d" % (dataset, model, decoder, beta, seed),
+      dataset=dataset, model=model, decoder=decoder, seed=seed,
+      sweep=(("vae.beta", beta),), model_configs=(), train_bindings=(),
+      dataset_bindings=(), postprocess_config="", metric_configs=(),
+      metric_bindings=())
+
+
+def _frame(cells, metric="mig", model="vae"):
+  """Tidy results: {(dataset, beta, decoder): [(value, nll, kl)] by seed}."""
+  rows = []
+  for (dataset, beta, decoder), seeds in cells.items():
+    for seed, (value, nll, kl) in enumerate(seeds):
+      run = _run(dataset, decoder, seed, beta, model)
+      rows.append(dict(run_id=run.run_id, dataset=dataset, model=model,
+                       decoder=decoder, seed=seed, beta=beta, metric=metric,
+                       value=value, loss=nll + kl, reconstruction_loss=nll,
+                       regularizer=kl, kl_loss=kl, elbo=-(nll + kl),
+                       model_dir="runs/%s/model" % run.run_id))
+  return pd.DataFrame(rows)
+
+
+def _row(table, **where):
+  sel = np.ones(len(table), bool)
+  for k, v in where.items():
+    sel &= (table[k].isna() if isinstance(v, float) and math.isnan(v)
+            else table[k] == v).to_numpy()
+  assert sel.sum() == 1, table
+  return table[sel].iloc[0]
+
+
+# --- (c) Rate-distortion across beta -----------------------------------------
+
+
+def _sweep(betas=(0.5, 1.0, 2.0, 4.0), shift=-10.0):
+  """deconv NLL 100, 101, 102 at every beta; broadcast the same + shift."""
+  cells = {}
+  for beta in betas:
+    cells[("ds", beta, "deconv")] = [
+        (0.1 * s, 100.0 + s, 10.0 * (s + 1) / beta) for s in range(3)]
+    cells[("ds", beta, "broadcast")] = [
+        (0.2 + 0.1 * s, 100.0 + s + shift, 5.0 * (s + 1) / beta)
+        for s in range(3)]
+  return _frame(cells)
+
+
+def test_beta_summary_means_and_sample_sd_by_beta():
+  runs = endpoints.run_table(_sweep())
+  deconv = runs[runs["decoder"] == "deconv"]
+  summary = endpoints.beta_summary(deconv, ["reconstruction_loss", "kl_loss"])
+  assert list(summary.index) == [0.5, 1.0, 2.0, 4.0]
+  assert list(summary["n"]) == [3] * 4
+  np.testing.assert_allclose(summary["reconstruction_loss_mean"], 101.0)
+  np.testing.assert_allclose(summary["reconstruction_loss_sd"], 1.0)  # ddof 1
+  np.testing.assert_allclose(summary["kl_loss_mean"], [40, 20, 10, 5])
+  # An unknown beta comes last, one seed has no sd.
+  one = deconv.iloc[:1].assign(beta=float("nan"))
+  summary = endpoints.beta_summary(pd.concat([one, deconv.iloc[3:4]]),
+                                   ["kl_loss"])
+  assert summary.index[0] == 1.0 and math.isnan(summary.index[1])
+  assert summary["kl_loss_sd"].isna().all()
+
+
+def test_rate_distortion_table_known_numbers():
+  table = endpoints.rate_distortion_table(_sweep(), baseline="deconv")
+  assert list(table.columns) == endpoints.rate_distortion_columns("mig")
+  assert len(table) == 4 * 2
+  assert list(table["decoder"][:2]) == ["deconv", "broadcast"]
+  base = _row(table, beta=1.0, decoder="deconv")
+  assert (base["n"], base["nll_mean"], base["nll_sd"]) == (3, 101.0, 1.0)
+  assert base["kl_mean"] == pytest.approx(20.0)
+  assert base["mig_mean"] == pytest.approx(0.1)
+  assert math.isnan(base["p_value"]) and base["note"] == tables.NOTE_BASELINE
+  for beta in (0.5, 1.0, 2.0, 4.0):
+    row = _row(table, beta=beta, decoder="broadcast")
+    assert row["nll_diff"] == pytest.approx(-10.0)
+    # 3 against 3, completely separated: the smallest p there is, 2/C(6,3).
+    assert row["p_value"] == pytest.approx(0.1)
+    assert row["min_p"] == pytest.approx(0.1)
+    # Holm over the 4 betas: 4 x 0.1.
+    assert row["p_holm"] == pytest.approx(0.4)
+    assert row["note"] == ""
+
+
+def test_rate_distortion_identical_groups_give_p_1():
+  table = endpoints.rate_distortion_table(_sweep(betas=(1.0, 2.0), shift=0),
+                                          baseline="deconv")
+  row = _row(table, beta=2.0, decoder="broadcast")
+  assert row["nll_diff"] == 0 and row["p_value"] == 1.0
+
+
+def test_rate_distortion_missing_decoder_is_a_marked_row():
+  cells = {("ds", 1.0, "deconv"): [(0.1, 100.0, 5.0)] * 3,
+           ("ds", 2.0, "deconv"): [(0.1, 100.0, 5.0)] * 3,
+           ("ds", 2.0, "broadcast"): [(0.1, 90.0, 5.0)] * 3,
+           ("ds", 4.0, "broadcast"): [(0.1, 90.0, 5.0)] * 3,
+           ("ds", 8.0, "broadcast"): [(0.1, 90.0, 5.0)],
+           ("ds", 8.0, "deconv"): [(0.1, 99.0, 5.0)]}
+  table = endpoints.rate_distortion_table(_frame(cells), baseline="deconv")
+  no_runs = _row(table, beta=1.0, decoder="broadcast")
+  assert no_runs["n"] == 0 and no_runs["note"] == endpoints.NOTE_NO_RUNS
+  assert math.isnan(no_runs["nll_mean"])
+  assert _row(table, beta=4.0, decoder="deconv")["note"] == (
+      endpoints.NOTE_NO_RUNS)
+  alone = _row(table, beta=4.0, decoder="broadcast")
+  assert alone["note"] == endpoints.NOTE_NO_BASELINE
+  assert math.isnan(alone["p_value"]) and math.isnan(alone["nll_diff"])
+  one_seed = _row(table, beta=8.0, decoder="broadcast")
+  assert one_seed["note"] == tables.NOTE_SMALL_N
+  assert one_seed["nll_diff"] == pytest.approx(-9.0)
+  # Only beta 2 has a test: Holm over one p leaves it as it is.
+  tested = _row(table, beta=2.0, decoder="broadcast")
+  assert tested["p_holm"] == tested["p_value"]
+  strings = endpoints.format_rate_distortion(table)
+  assert _row(strings, β="1", decoder="broadcast")["NLL mean ± sd"] == "-"
+  assert _row(strings, β="8", decoder="deconv")["NLL mean ± sd"] == "99.00"
+  assert _row(strings, β="2", decoder="deconv")["NLL mean ± sd"] == (
+      "100.00 ± 0.00")
+
+
+def test_rate_distortion_figure_draws_mean_and_sd(tmp_path):
+  from evaluation import figures  # pylint: disable=g-import-not-at-top
+  fig = figures.rate_distortion_figure(_sweep(), baseline="deconv")
+  ax = fig.axes[0]  # NLL against KL
+  deconv, broadcast = ax.containers  # one error-bar set per decoder
+  # Points at the mean over seeds, in beta order.
+  x, y = deconv.lines[0].get_data()
+  np.testing.assert_allclose(x, [40, 20, 10, 5])
+  np.testing.assert_allclose(y, [101.0] * 4)
+  # Bars of one sample sd: NLL sd 1, KL sd 10 / beta.
+  bars = [np.asarray(c.get_segments()) for c in deconv.lines[2]]
+  widths = [b[:, 1] - b[:, 0] for b in bars]  # (dx, dy) of each bar
+  horizontal = [w for w in widths if np.all(w[:, 1] == 0)][0]
+  vertical = [w for w in widths if np.all(w[:, 0] == 0)][0]
+  np.testing.assert_allclose(horizontal[:, 0],
+                             2 * 10.0 / np.array([0.5, 1, 2, 4]))
+  np.testing.assert_allclose(vertical[:, 1], 2.0)
+  # Every beta labelled, per decoder.
+  labels = [t.get_text() for t in ax.texts]
+  assert sorted(labels) == sorted(["β=%g" % b for b in (0.5, 1, 2, 4)] * 2)
+  # The line joins the betas in order (x = mean KL falls as beta grows).
+  line = [l for l in ax.lines if l.get_linestyle() == "-"][0]
+  np.testing.assert_allclose(line.get_xdata(), [40, 20, 10, 5])
+  figures.plot_rate_distortion(_sweep(), str(tmp_path / "rd.png"), "deconv")
+
+
+# --- (d) Held-out region -----------------------------------------------------
+
+
+def _errors(gaps_by_decoder, seen=10.0, drop=()):
+  rows = []
+  for decoder, gaps in gaps_by_decoder.items():
+    for seed, gap in enumerate(gaps):
+      for split, error in (("seen", seen + seed), ("held-out",
+                                                   seen + seed + gap)):
+        if (decoder, seed, split) in drop:
+          continue
+        rows.append(dict(run_id="%s-%d" % (decoder, seed), model="vae",
+                         beta=1.0, decoder=decoder, seed=seed, split=split,
+                         error=error))
+  return pd.DataFrame(rows)
+
+
+def test_heldout_gaps_per_run():
+  gaps = endpoints.heldout_gaps(_errors(
+      {"deconv": [5.0, 6.0], "broadcast": [1.0, 2.0]},
+      drop={("broadcast", 1, "held-out")}))
+  assert list(gaps["run_id"]) == ["deconv-0", "deconv-1", "broadcast-0",
+                                  "broadcast-1"]
+  np.testing.assert_allclose(gaps["gap"][:3], [5.0, 6.0, 1.0])
+  assert gaps["seen"][1] == 11.0 and gaps["held_out"][1] == 17.0
+  assert math.isnan(gaps["gap"][3])  # no held-out error: no gap
+
+
+def test_heldout_gap_table_known_numbers():
+  errors = _errors({"deconv": [5.0, 6.0, 7.0], "broadcast": [1.0, 2.0, 3.0],
+                    "same": [5.0, 6.0, 7.0]})
+  table = endpoints.heldout_gap_table(endpoints.heldout_gaps(errors),
+                                      baseline="deconv")
+  assert list(table.columns) == endpoints.HELDOUT_COLUMNS
+  assert list(table["decoder"]) == ["deconv", "broadcast", "same"]
+  base = _row(table, decoder="deconv")
+  assert base["median"] == 6.0 and base["gaps"] == "0: 5; 1: 6; 2: 7"
+  row = _row(table, decoder="broadcast")
+  assert row["diff_median"] == pytest.approx(-4.0)
+  assert row["p_value"] == pytest.approx(0.1)  # 3 vs 3 separated
+  assert row["prob_superiority"] == 0.0
+  assert row["ci_low"] <= -4.0 <= row["ci_high"]
+  same = _row(table, decoder="same")
+  assert same["diff_median"] == 0 and same["p_value"] == 1.0
+  strings = endpoints.format_heldout_gaps(table)
+  assert _row(strings, decoder="broadcast")["p"] == "0.1"
+
+
+def test_heldout_gap_table_without_baseline_runs():
+  table = endpoints.heldout_gap_table(endpoints.heldout_gaps(_errors(
+      {"broadcast": [1.0, 2.0]})), baseline="deconv")
+  assert list(table["note"]) == [tables.NOTE_NO_BASELINE]
+  assert math.isnan(table["p_value"][0])
+
+
+# --- (e) Difference of differences -------------------------------------------
+
+
+def _two_datasets(small_gap=0.3, full_gap=0.1, seeds=5, drop=()):
+  spread = np.array([0.0, 0.01, 0.03, 0.02, 0.05, 0.04])[:seeds]
+  cells = {}
+  for dataset, gap in (("small", small_gap), ("full", full_gap)):
+    for decoder, shift in (("deconv", 0.0), ("broadcast", gap)):
+      if (dataset, decoder) not in drop:
+        cells[(dataset, 1.0, decoder)] = [
+            (0.2 + shift + v, 100.0, 10.0) for v in spread]
+  return _frame(cells)
+
+
+def test_gap_difference_known_difference():
+  frame = _two_datasets()
+  small, full = (frame[frame["dataset"] == d] for d in ("small", "full"))
+  table = endpoints.gap_difference_table(small, full, "deconv", ["mig"],
+                                         labels=("small", "full"))
+  assert list(table.columns) == endpoints.GAP_COLUMNS
+  row = table.iloc[0]
+  assert (row["gap_first"], row["gap_second"]) == (pytest.approx(0.3),
+                                                   pytest.approx(0.1))
+  assert row["difference"] == pytest.approx(0.2)
+  assert row["ci_low"] <= 0.2 <= row["ci_high"] and row["note"] == ""
+  assert (row["n_first"], row["n_second_baseline"]) == (5, 5)
+  # The other way round: the difference and its interval change sign.
+  back = endpoints.gap_difference_table(full, small, "deconv", ["mig"])
+  assert back["difference"][0] == pytest.approx(-0.2)
+  assert back["ci_low"][0] == pytest.approx(-row["ci_high"])
+  # Equal gaps: difference 0, inside the interval.
+  same = endpoints.gap_difference_table(small, small, "deconv")
+  assert same["difference"][0] == 0
+  assert same["ci_low"][0] < 0 < same["ci_high"][0]
+
+
+def test_gap_difference_ci_resamples_each_cell():
+  # One cell varies, three are constant: the interval is the spread of that
+  # cell's resampled medians (1..5 -> within [1, 5]), shifted.
+  cells = [[1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5, [0.0] * 5, [0.0] * 5]
+  low, high = endpoints.gap_difference_ci(cells)
+  assert 1.0 <= low < 3.0 < high <= 5.0
+  assert endpoints.gap_difference_ci(cells) == (low, high)  # seeded
+  assert all(math.isnan(x) for x in endpoints.gap_difference_ci(
+      [[1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]))
+
+
+def test_gap_difference_missing_baseline_is_a_marked_row():
+  frame = _two_datasets(drop={("full", "deconv")})
+  table = endpoints.gap_difference_table(
+      frame[frame["dataset"] == "small"], frame[frame["dataset"] == "full"],
+      "deconv", labels=("small", "full"))
+  row = table.iloc[0]
+  assert row["note"] == "no baseline runs on full"
+  assert math.isnan(row["difference"]) and math.isnan(row["ci_low"])
+  assert row["gap_first"] == pytest.approx(0.3)
+  assert "no baseline runs on full" in endpoints.format_gap_difference(
+      table)["note"][0]
+
+
+def test_gaps_cli_compares_two_results_files(tmp_path, capsys):
+  frame = _two_datasets()
+  first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+  frame[frame["dataset"] == "small"].to_csv(first, index=False)
+  frame.to_csv(second, index=False)
+  out_csv = tmp_path / "gaps.csv"
+  assert gaps_cli.main([str(first), "small", str(second), "full",
+                        "--metric", "mig", "--csv", str(out_csv)]) == 0
+  text = capsys.readouterr().out
+  assert "| vae | 1 | mig | broadcast |" in text and "+0.200 [" in text
+  assert pd.read_csv(out_csv)["difference"][0] == pytest.approx(0.2)
+  # A dataset the file lacks: a message naming what it has, exit 2.
+  assert gaps_cli.main([str(first), "full", str(second), "full"]) == 2
+  assert "has no rows of dataset 'full' (it has small)" in (
+      capsys.readouterr().err)
+
+
+def test_gaps_cli_reads_the_committed_cpu_evidence_results():
+  path = os.path.join(REPO, "docs", "cpu_evidence", "results", "results.csv")
+  table = gaps_cli.compare(path, "colored_sprites", path, "colored_sprites",
+                           "deconv", ["mig"])
+  row = table.iloc[0]
+  assert (row["n_first"], row["n_first_baseline"]) == (6, 6)
+  # findings.md: median MIG 0.020 -> 0.059, difference +0.039.
+  assert row["gap_first"] == pytest.approx(0.039, abs=5e-4)
+  assert row["difference"] == 0
+
+
+# --- The report's sections ---------------------------------------------------
+
+# The report's sections are private functions of evaluation/report.py.
+# pylint: disable=protected-access
+
+
+def _study(runs, figures=None, primary=("mig",)):
+  return study_lib.Study(
+      name="synthetic", description="", runs=runs, figures=figures or {},
+      source="synthetic.toml", baseline="deconv", metrics=("mig",),
+      primary_metrics=primary)
+
+
+def _report(frame, tmp_path, runs=(), figures=None):
+  study = _study(list(runs), figures)
+  return report._Report(
+      study, str(tmp_path), frame, False, layout.results_csv(str(tmp_path)),
+      layout.versions_json(str(tmp_path)), [])
+
+
+def test_sections_only_when_the_data_calls_for_them(tmp_path):
+  one = _report(_two_datasets().query("dataset == 'small'"), tmp_path,
+                figures={"heldout": ["small", "small_test"]})
+  assert report._rate_distortion_by_beta(one) == []
+  assert report._dataset_gaps(one) == []
+  assert report._heldout(one) == []  # no heldout_errors.csv
+  no_baseline = _report(_two_datasets().query("decoder != 'deconv'"),
+                        tmp_path)
+  assert report._dataset_gaps(no_baseline) == []
+  assert not os.listdir(tmp_path)
+
+
+def test_dataset_gaps_follow_the_study_order(tmp_path):
+  frame = _two_datasets()
+  runs = [_run(d, "deconv", 0) for d in ("small", "full")]
+  lines = report._dataset_gaps(_report(frame, tmp_path, runs))
+  text = "\n".join(lines)
+  assert "`small` minus `full`:" in text and "+0.200 [" in text
+  table = pd.read_csv(layout.dataset_gaps_csv(str(tmp_path)))
+  assert table["difference"][0] == pytest.approx(0.2)
+
+
+def test_report_without_runs_has_the_three_endpoints(tmp_path):
+  # Two datasets, a beta sweep and a held-out pair: all three sections.
+  frame = pd.concat([_sweep(betas=(1.0, 2.0)), _two_datasets()],
+                    ignore_index=True)
+  folder = str(tmp_path)
+  os.makedirs(layout.results_dir(folder))
+  frame.to_csv(layout.results_csv(folder), index=False)
+  _errors({"deconv": [5.0, 6.0, 7.0], "broadcast": [1.0, 2.0, 3.0]}).to_csv(
+      layout.heldout_errors_csv(folder), index=False)
+  runs = [_run(d, "deconv", 0) for d in ("ds", "small", "full")]
+  study = _study(runs, figures={"heldout": ["ds", "ds_test"],
+                                "traversals": False})
+  path = report.build_report(study, folder)
+  with open(path) as f:
+    text = f.read()
+  chapters = [l for l in text.splitlines() if l.startswith("## ")]
+  assert chapters[-4:] == ["## Gap between datasets",
+                           "## Rate-distortion across β", "## Figures",
+                           "## Held-out region"]
+  assert "`ds` minus `small`:" in text and "`ds` minus `full`:" in text
+  assert "no β can be significant on its own" in text
+  assert "Seeds per decoder and β: 3." in text
+  assert "### Held-out gap per seed" in text
+  assert "With 3 against 3 seeds the smallest possible p is 0.1." in text
+  for csv in (layout.rate_distortion_csv(folder),
+              layout.heldout_gaps_csv(folder),
+              layout.dataset_gaps_csv(folder)):
+    assert os.path.exists(csv)
+  rd = pd.read_csv(layout.rate_distortion_csv(folder))
+  assert set(rd["dataset"]) == {"ds"}  # one beta elsewhere: no curve
+
+
+def test_a_damaged_heldout_errors_csv_costs_the_section_not_the_report(
+    tmp_path):
+  folder = str(tmp_path)
+  os.makedirs(layout.results_dir(folder))
+  pd.DataFrame({"run_id": ["a"], "error": [1.0]}).to_csv(
+      layout.heldout_errors_csv(folder), index=False)
+  r = _report(_two_datasets(), tmp_path,
+              figures={"heldout": ["small", "small_test"]})
+  lines = report._heldout(r)
+  assert lines[0] == "## Held-out region"
+  assert "does not read as held-out errors" in lines[2]
+  assert "lacks columns ['model', 'beta'" in lines[2]

@@ -2,7 +2,8 @@
 
 Usage:
   python -m evaluation.benchmark.gpu_estimate [--tflops 20.1] [--launch-us 5]
-      [--floor-us 2] [--host-scale 1.0] [--per-gpu 4] [--gpus 8]
+      [--floor-us 2] [--host-scale 1.0] [--host-ms A,B,C,D] [--per-gpu 4]
+      [--gpus 8]
 
 Pure arithmetic (no TensorFlow of its own); docs/gpu_time.md explains every number. Per training
 step (one sess.run) of a config c, in ms:
@@ -46,15 +47,19 @@ STUDIES = {
 }
 
 
-def step_times(tflops, launch_us, floor_us, host_scale):
-  """Dict config -> dict(compute, busy, dispatch, alone) in ms."""
+def step_times(tflops, launch_us, floor_us, host_scale, host_ms=None):
+  """Dict config -> dict(compute, busy, dispatch, alone) in ms.
+
+  host_ms: dict config -> host ms per step replacing HOST_MS (None: HOST_MS).
+  """
+  host_ms = HOST_MS if host_ms is None else host_ms
   out = {}
   for c in GFLOP:
     compute = GFLOP[c] / tflops
     busy = compute + EXECUTED_OPS[c] * floor_us / 1e3
     dispatch = EXECUTED_OPS[c] * launch_us / 1e3
     out[c] = {"compute": compute, "busy": busy, "dispatch": dispatch,
-              "alone": HOST_MS[c] * host_scale + max(dispatch, busy)}
+              "alone": host_ms[c] * host_scale + max(dispatch, busy)}
   return out
 
 
@@ -103,11 +108,22 @@ def main(argv=None):
   parser.add_argument("--launch-us", type=float, default=5.0)
   parser.add_argument("--floor-us", type=float, default=2.0)
   parser.add_argument("--host-scale", type=float, default=1.0)
+  parser.add_argument("--host-ms", default=None,
+                      help="host ms per step of the four configs, comma-"
+                      "separated in the order %s (default: HOST_MS, the "
+                      "2026-11-26 measurement)" % ",".join(HOST_MS))
   parser.add_argument("--per-gpu", type=int, default=4)
   parser.add_argument("--gpus", type=int, default=8)
   args = parser.parse_args(argv)
+  host_ms = None
+  if args.host_ms:
+    values = [float(v) for v in args.host_ms.split(",")]
+    if len(values) != len(HOST_MS):
+      parser.error("--host-ms needs %d values (%s)" % (len(HOST_MS),
+                                                      ",".join(HOST_MS)))
+    host_ms = dict(zip(HOST_MS, values))
   times = step_times(args.tflops, args.launch_us, args.floor_us,
-                     args.host_scale)
+                     args.host_scale, host_ms)
   print("| config | compute ms | GPU busy ms | dispatch ms | step alone ms |"
         " GPU busy share | batches | hours alone |")
   print("|---|---|---|---|---|---|---|---|")

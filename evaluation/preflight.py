@@ -22,18 +22,29 @@ the runner stay free of it, and the child sees exactly what a worker sees
 environment and working directory, from which and from the Python path gin
 resolves `include`s).
 
-The child: python -m evaluation.preflight <items.json> <problems.json>.
+A study that passed is remembered ($SBD_PLUGIN_CACHE/preflight/): a rerun or
+resume of it with nothing changed starts no child. The remembered verdict
+holds only for the same items, interpreter, installed packages, plugin source
+files, working directory, Python path and dlib data folder, and while every
+gin file the child read (includes too) has the same SHA-256. Problems are
+never remembered, nor a study with a dataset that reads a file.
+
+The child: python -m evaluation.preflight <items.json> <answer.json>.
 """
 import difflib
+import hashlib
 import importlib
 import inspect
 import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 
 from evaluation import study as study_lib
+from sbd_plugin import atomic
+from sbd_plugin.cache_dir import cache_root
 
 # What a worker imports, so every configurable it can bind is registered:
 # dlib's train (models, architectures, losses, optimizers), the runner's
@@ -44,6 +55,12 @@ WORKER_MODULES = ("sbd_plugin", "disentanglement_lib.methods.unsupervised.train"
                   "disentanglement_lib.evaluation.evaluate")
 # Seconds the child may take (it imports TensorFlow, on a loaded machine).
 TIMEOUT_SECONDS = 600
+# dlib's stock datasets that read DeepMind's dSprites file (dlib's
+# data/ground_truth/dsprites.py): whether it exists is checked every time.
+DSPRITES_READERS = ("dsprites_full", "dsprites_noshape", "color_dsprites",
+                    "noisy_dsprites", "scream_dsprites")
+# Changes when what the child checks changes, so older verdicts are not used.
+_VERDICT_FORMAT = 1
 
 
 def items(study):
@@ -55,29 +72,111 @@ def items(study):
           "datasets": [list(pair) for pair in study.dataset_names]}
 
 
+def _source_stamps():
+  """(path, size, mtime) of the plugin's Python files: its configurables."""
+  stamps = []
+  for package in ("sbd_plugin", "evaluation"):
+    for folder, _, names in os.walk(os.path.join(study_lib.REPO_ROOT,
+                                                 package)):
+      for name in sorted(names):
+        if name.endswith(".py"):
+          stat = os.stat(os.path.join(folder, name))
+          stamps.append([os.path.join(folder, name), stat.st_size,
+                         stat.st_mtime_ns])
+  return sorted(stamps)
+
+
+def verdict_key(given, env):
+  """The key of a remembered verdict on the items `given` (see `items`)."""
+  # Installed packages by their metadata folders' names (name-version.dist-info).
+  packages = sorted({name for folder in {sysconfig.get_paths()[k] for k in
+                                         ("purelib", "platlib")}
+                     if os.path.isdir(folder)
+                     for name in os.listdir(folder)
+                     if name.endswith((".dist-info", ".egg-info"))})
+  facts = {"format": _VERDICT_FORMAT, "items": given,
+           "python": [sys.executable, sys.version], "packages": packages,
+           "sources": _source_stamps(), "cwd": os.getcwd(),
+           "pythonpath": env.get("PYTHONPATH", ""),
+           "data": env.get("DISENTANGLEMENT_LIB_DATA", "")}
+  return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def _verdict_path(key):
+  return os.path.join(cache_root(), "preflight", key + ".json")
+
+
+def _file_hashes(paths):
+  """{path: SHA-256} of `paths`; None if one cannot be read."""
+  hashes = {}
+  for path in paths:
+    try:
+      with open(path, "rb") as f:
+        hashes[path] = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+      return None
+  return hashes
+
+
+def remembered_pass(key):
+  """True if the items of `key` passed and no gin file read has changed."""
+  try:
+    read = atomic.read_json(_verdict_path(key))["read"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return False
+  return isinstance(read, dict) and _file_hashes(read) == read
+
+
+def _remember_pass(key, read_files):
+  hashes = _file_hashes(read_files)
+  if hashes is None:
+    return
+  try:
+    os.makedirs(os.path.dirname(_verdict_path(key)), exist_ok=True)
+    atomic.write_json(_verdict_path(key), {"read": hashes})
+  except OSError:
+    pass  # Only a later check's speed depends on it.
+
+
 def problems(study):
-  """Runs the child on `study`'s items; returns its problems (strings)."""
+  """Checks `study`'s items (in the child, unless remembered); its problems."""
   from evaluation.executors import base  # pylint: disable=g-import-not-at-top
+  given, env = items(study), base.worker_env()
+  remember = not any(name in DSPRITES_READERS
+                     for _, name in given["datasets"])
+  key = verdict_key(given, env) if remember else None
+  if remember and remembered_pass(key):
+    return []
+  found, read_files = _child_answer(given, env)
+  if remember and not found:
+    _remember_pass(key, read_files)
+  return found
+
+
+def _child_answer(given_items, env):
+  """Runs the child on the items; returns (problems, gin files it read)."""
   with tempfile.TemporaryDirectory(prefix="sbd_preflight") as tmp:
     given, found = os.path.join(tmp, "items.json"), os.path.join(
         tmp, "problems.json")
     with open(given, "w") as f:
-      json.dump(items(study), f)
+      json.dump(given_items, f)
     try:
       proc = subprocess.run(
           [sys.executable, "-m", "evaluation.preflight", given, found],
-          env=base.worker_env(), capture_output=True, text=True,
+          env=env, capture_output=True, text=True,
           stdin=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
       return ["the check of the gin configs did not end within %d s" %
-              TIMEOUT_SECONDS]
+              TIMEOUT_SECONDS], []
     if proc.returncode != 0 or not os.path.exists(found):
       lines = [l for l in proc.stderr.splitlines() if l.strip()]
       return ["the check of the gin configs could not run (a worker would "
               "fail the same way): %s" % (lines[-1] if lines else
-                                          "exit status %d" % proc.returncode)]
+                                          "exit status %d" % proc.returncode)
+             ], []
     with open(found) as f:
-      return json.load(f)
+      answer = json.load(f)
+    return answer["problems"], answer["read"]
 
 
 def check(path):
@@ -108,13 +207,10 @@ def _suggest(name, valid):
 def _stock_files():
   """dlib's stock datasets that read DeepMind's dSprites file -> that file.
 
-  From dlib's data/ground_truth/dsprites.py (all five variants load it); the
-  other stock datasets' files are not checked.
+  The other stock datasets' files are not checked.
   """
   from sbd_plugin.datasets import data_dir  # pylint: disable=g-import-not-at-top
-  return {name: data_dir.DSPRITES_NPZ for name in (
-      "dsprites_full", "dsprites_noshape", "color_dsprites", "noisy_dsprites",
-      "scream_dsprites")}
+  return {name: data_dir.DSPRITES_NPZ for name in DSPRITES_READERS}
 
 
 def dataset_problems(datasets):
@@ -145,7 +241,7 @@ class _Gin(object):
     self._config = gin.config
     self._parser = gin.config_parser
     self.problems = []
-    self._seen_files = set()
+    self.seen_files = set()
 
   def _short_names(self):
     return [selector.split(".")[-1]
@@ -271,9 +367,9 @@ class _Gin(object):
 
   def file(self, path, text=None, where=None):
     """Checks a config file (once) and the files it includes."""
-    if path in self._seen_files:
+    if path in self.seen_files:
       return
-    self._seen_files.add(path)
+    self.seen_files.add(path)
     if text is None:
       with open(path) as f:
         text = f.read()
@@ -289,8 +385,12 @@ class _Gin(object):
     self._statements(text, lambda unused_location: "%s `%s`" % (where, text))
 
 
-def child_problems(given):
-  """Every problem of the items `given` (see `items`); imports dlib."""
+def child_answer(given):
+  """Every problem of the items `given` (see `items`); imports dlib.
+
+  Returns:
+    {"problems": [...], "read": [every gin file read, includes too]}.
+  """
   for module in WORKER_MODULES:
     importlib.import_module(module)
   found = dataset_problems(given["datasets"])
@@ -299,15 +399,16 @@ def child_problems(given):
     checker.file(path, where=where)
   for where, text in given["bindings"]:
     checker.binding(where, text)
-  return found + checker.problems
+  return {"problems": found + checker.problems,
+          "read": sorted(os.path.abspath(p) for p in checker.seen_files)}
 
 
 def main(argv):
   with open(argv[1]) as f:
     given = json.load(f)
-  found = child_problems(given)
+  answer = child_answer(given)
   with open(argv[2], "w") as f:
-    json.dump(found, f)
+    json.dump(answer, f)
   return 0
 
 

@@ -146,7 +146,7 @@ def test_the_ready_studies_pass_the_check(tmp_path):
   subprocess.run([sys.executable, "-m", "evaluation.preflight", str(given),
                   str(found)], env=base.worker_env(), cwd=REPO, check=True,
                  capture_output=True)
-  assert json.loads(found.read_text()) == []
+  assert json.loads(found.read_text())["problems"] == []
 
 
 def test_the_check_imports_tensorflow_only_in_its_child(tmp_path):
@@ -229,3 +229,63 @@ def test_the_summary_shows_the_whole_error_line_and_its_log(tmp_path):
   summary = runner.summarize([outcome])
   assert "  FAILED r: %s\n" % message.rstrip() in summary
   assert "    full error: %s" % (directory / layout.ERROR_FILE) in summary
+
+
+def _counting_child(monkeypatch, answer=None):
+  """Counts the checks that reach the child (the real one unless `answer`)."""
+  calls = []
+  real = preflight._child_answer  # pylint: disable=protected-access
+
+  def child(given, env):
+    calls.append(given)
+    return answer if answer is not None else real(given, env)
+
+  monkeypatch.setattr(preflight, "_child_answer", child)
+  return calls
+
+
+def test_a_passed_check_is_remembered_until_an_included_gin_file_changes(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path / "cache"))
+  monkeypatch.chdir(REPO)
+  included = tmp_path / "included.gin"
+  included.write_text("model.batch_size = 8\n")
+  (tmp_path / "extra.gin").write_text("include '%s'\n" % included)
+  spec = tmp_path / "study.toml"
+  spec.write_text(textwrap.dedent("""\
+      datasets = ["colored_sprites"]
+      models = ["vae"]
+      decoders = ["broadcast"]
+      seeds = [0]
+      [train]
+      configs = ["extra.gin"]
+      """))
+  calls = _counting_child(monkeypatch)
+  preflight.check(str(spec))
+  preflight.check(str(spec))  # Nothing changed: no child.
+  assert len(calls) == 1
+  included.write_text("model.batch_sise = 8\n")  # Only the include changes.
+  for _ in range(2):  # A failed check is not remembered.
+    with pytest.raises(study_lib.StudyError, match="batch_sise"):
+      preflight.check(str(spec))
+  assert len(calls) == 3
+  included.write_text("model.batch_size = 16\n")
+  preflight.check(str(spec))
+  preflight.check(str(spec))
+  assert len(calls) == 4
+
+
+def test_a_dataset_that_reads_a_file_is_checked_every_time(tmp_path,
+                                                           monkeypatch):
+  monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path / "cache"))
+  spec = tmp_path / "study.toml"
+  spec.write_text(textwrap.dedent("""\
+      datasets = ["dsprites_full"]
+      models = ["vae"]
+      decoders = ["broadcast"]
+      seeds = [0]
+      """))
+  calls = _counting_child(monkeypatch, answer=([], []))
+  preflight.check(str(spec))
+  preflight.check(str(spec))
+  assert len(calls) == 2

@@ -18,16 +18,9 @@ import tempfile
 import numpy as np
 
 from sbd_plugin import atomic
+from sbd_plugin.cache_dir import cache_root
 
 _MANIFEST = "manifest.json"
-
-
-def cache_root():
-  """Returns the cache folder: $SBD_PLUGIN_CACHE or ~/.cache/sbd_plugin."""
-  root = os.environ.get("SBD_PLUGIN_CACHE")
-  if not root:
-    root = os.path.join(os.path.expanduser("~"), ".cache", "sbd_plugin")
-  return root
 
 
 def file_sha256(path):

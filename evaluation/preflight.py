@@ -26,7 +26,8 @@ A study that passed is remembered ($SBD_PLUGIN_CACHE/preflight/): a rerun or
 resume of it with nothing changed starts no child. The remembered verdict
 holds only for the same items, interpreter, installed packages, plugin source
 files, working directory, Python path and dlib data folder, and while every
-gin file the child read (includes too) has the same SHA-256. Problems are
+gin file the child read (includes too) and every module a gin `import`
+loaded has the same SHA-256. Problems are
 never remembered, nor a study with a dataset that reads a file.
 
 The child: python -m evaluation.preflight <items.json> <answer.json>.
@@ -241,7 +242,8 @@ class _Gin(object):
     self._config = gin.config
     self._parser = gin.config_parser
     self.problems = []
-    self.seen_files = set()
+    self.seen_files = set()  # Gin files, each checked once.
+    self.imported_files = set()  # Sources of modules gin `import`ed.
 
   def _short_names(self):
     return [selector.split(".")[-1]
@@ -342,6 +344,10 @@ class _Gin(object):
       except ImportError as e:
         self.problems.append("%s: cannot import %s: %s" % (
             here, statement.module, e))
+      else:  # Its source decides what it registers: part of the verdict.
+        source = getattr(sys.modules.get(statement.module), "__file__", None)
+        if source:
+          self.imported_files.add(source)
     elif isinstance(statement, parser.IncludeStatement):
       found = self._open_include(statement.filename)
       if found is None:
@@ -389,7 +395,8 @@ def child_answer(given):
   """Every problem of the items `given` (see `items`); imports dlib.
 
   Returns:
-    {"problems": [...], "read": [every gin file read, includes too]}.
+    {"problems": [...], "read": [every gin file read, includes too, and the
+    source of every module a gin `import` statement loaded]}.
   """
   for module in WORKER_MODULES:
     importlib.import_module(module)
@@ -400,7 +407,8 @@ def child_answer(given):
   for where, text in given["bindings"]:
     checker.binding(where, text)
   return {"problems": found + checker.problems,
-          "read": sorted(os.path.abspath(p) for p in checker.seen_files)}
+          "read": sorted(os.path.abspath(p) for p in
+                         checker.seen_files | checker.imported_files)}
 
 
 def main(argv):

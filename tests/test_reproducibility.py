@@ -123,7 +123,7 @@ class _Payload(object):
 _LOAD_DSPRITES = textwrap.dedent("""
     from disentanglement_lib.data.ground_truth import dsprites
     data = dsprites.DSprites([1, 2, 3, 4, 5])
-    print("factor sizes", list(data.factor_sizes))
+    print("factor sizes", [int(s) for s in data.factor_sizes])  # NumPy 2 reprs np.int64(1)
     """)
 
 

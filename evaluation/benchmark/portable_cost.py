@@ -136,7 +136,7 @@ def report_portable_cost(report, decoders, dataset, batch_size, sizes, metric,
     a, b = (trained[k]["ready"] for k in (default.key, mode.key))
     if a and b:
       x, y = a["decoders"][decoder], b["decoders"][decoder]
-      report.note("%s: loss after %d steps default %.9g, portable %.9g "
+      report.note("%s: loss after %d steps default %r, portable %r "
                   "(%s); variables %s vs %s" % (
                       decoder, len(x["losses"]), x["losses"][-1],
                       y["losses"][-1], "identical" if x["losses"] ==

@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from evaluation import layout
+from evaluation import provenance_report
 from evaluation import runner
 from evaluation import study as study_lib
 from evaluation.executors import base
@@ -200,3 +201,23 @@ def test_portable_study_setting_puts_the_mode_into_every_task(tmp_path):
   spec.write_text(golden_study_text('"yes"'))
   with pytest.raises(study_lib.StudyError, match="resources.portable"):
     study_lib.parse_study(str(spec))
+
+
+def test_report_says_whether_the_runs_ran_in_portable_mode():
+  on = {"on": True, "variables": {}, "not_in_force": []}
+  late = {"on": True, "variables": {}, "not_in_force": ["GLIBC_TUNABLES"]}
+  off = {"on": False, "variables": {}}
+  lines = provenance_report.portable_lines(
+      {"r1": {"portable": on}, "r2": {"portable": on}}, ["r1", "r2"])
+  assert lines[0].startswith("Portable mode: on for all 2 runs")
+  lines = provenance_report.portable_lines(
+      {"r1": {"portable": on}, "r2": {"portable": off}, "r3": {"portable": late},
+       "r4": {"cpu": "x"}}, ["r1", "r2", "r3", "r4"])
+  assert "Portable mode: the runs differ (4 kinds)" in lines[0]
+  assert "- on: `r1`" in lines
+  assert "- off: `r2`" in lines
+  assert "- on, but GLIBC_TUNABLES not in force: `r3`" in lines
+  assert "- off (not recorded): `r4`" in lines
+  # Studies without portable mode: nothing is said.
+  assert provenance_report.portable_lines(
+      {"r1": {"portable": off}, "r2": {}}, ["r1", "r2"]) == []

@@ -19,6 +19,12 @@ sets TF_USE_LEGACY_KERAS=1, for the same reason (read once, at load): dlib's
 `tf.compat.v1.layers` need Keras 2 (tf-keras) in graph mode, and TensorFlow
 2.16+ loads Keras 3 otherwise. The 3.11 stack has no tf-keras and is left
 alone (TensorFlow 2.15 would try to import it).
+
+With SBD_PORTABLE=1 it first sets portable mode's variables
+(`sbd_plugin.portable`: numpy's SIMD dispatch, OpenBLAS's kernel and threads,
+oneDNN off and capped at AVX, TensorFlow's threads, ...), overriding values
+already set, TF_ENABLE_ONEDNN_OPTS included: the libraries read them when
+they load, which is after this.
 """
 import importlib.abc
 import os
@@ -63,10 +69,23 @@ class _Finder(importlib.abc.MetaPathFinder):
     return spec
 
 
+def _portable():
+  """Applies portable mode (SBD_PORTABLE=1); a bad value is reported, not raised."""
+  try:
+    from sbd_plugin import portable  # pylint: disable=g-import-not-at-top
+    if portable.enabled():
+      portable.apply()
+  except (ImportError, ValueError) as e:
+    # Raising here would only print a traceback and go on without the mode.
+    sys.stderr.write("sbd_plugin: portable mode NOT applied: %s\n" % e)
+
+
 def install():
   """Adds the finder once, unless disabled or dlib is already imported."""
   if os.environ.get("SBD_PLUGIN_DISABLE") == "1":
     return
+  if os.environ.get("SBD_PORTABLE", "").strip() not in ("", "0"):
+    _portable()
   # Inherited by every worker and dlib command started from here.
   os.environ.setdefault(_ONEDNN, "1")
   if sys.version_info >= (3, 12):

@@ -104,6 +104,10 @@ _FLAG_HELP = {
              "several; replaces the study's `setup`)",
     "sbatch": "any other sbatch option, e.g. reservation=paper (repeat for "
               "several; added to the study's `sbatch`)",
+    "portable": "portable mode: pin numpy's, OpenBLAS's, oneDNN's and "
+                "libm's CPU dispatch and every thread count, for the same "
+                "bytes on any x86-64 CPU with AVX, slower (overrides the "
+                "study's `portable`; SBD_PORTABLE=1 turns it on too)",
 }
 _FLAG_METAVARS = {"time_minutes": "MINUTES", "mem": "MEM", "setup": "LINE",
                   "sbatch": "NAME=VALUE"}
@@ -112,6 +116,11 @@ _FLAG_METAVARS = {"time_minutes": "MINUTES", "mem": "MEM", "setup": "LINE",
 def _add_resource_flags(run):
   """The flags that override the study file's [resources] table."""
   for key, (check, description, flag) in study_lib.RESOURCES.items():
+    if check == "bool":  # --portable / --no-portable
+      run.add_argument(flag, action=argparse.BooleanOptionalAction,
+                       default=None, dest=key,
+                       help=_FLAG_HELP.get(key, description))
+      continue
     run.add_argument(flag, type=_FLAG_TYPES[check], default=None, dest=key,
                      metavar=_FLAG_METAVARS.get(key),
                      action="append" if check in _REPEATED else "store",

@@ -1,10 +1,11 @@
-"""What a study's results came from, in words: code revision and data source.
+"""What a study's results came from, in words: code revision, data, CPU mode.
 
 Reads the per-run `sources` and `data` tables of results/versions.json
 (written by evaluation.aggregate from each run's DONE.json) and says whether
 all reported runs share one plugin revision and one data source, listing
 the runs of each when they do not. Runs made before these were recorded
-are "not recorded".
+are "not recorded". If any run ran in portable mode (`machines` table,
+`sbd_plugin.portable`), it says whether all did.
 """
 
 from evaluation import layout
@@ -77,4 +78,39 @@ def provenance_lines(versions_path, run_ids):
   if unrecorded:
     lines += ["\"Not recorded\": runs made before the plugin recorded its "
               "source revision and the data's source with each run.", ""]
-  return lines
+  return lines + portable_lines(recorded.get("machines") or {}, run_ids)
+
+
+def describe_portable(record):
+  """One line for a run's `machine.portable` record (sbd_plugin.portable)."""
+  if not record:
+    return "off (not recorded)"
+  if not record.get("on"):
+    return "off"
+  missing = record.get("not_in_force")
+  return "on, but %s not in force" % ", ".join(missing) if missing else "on"
+
+
+def portable_lines(machines, run_ids):
+  """Whether the runs ran in portable mode; nothing if none did.
+
+  Args:
+    machines: results/versions.json's `machines` table (run -> machine).
+    run_ids: The runs in the results table.
+
+  Returns:
+    List of Markdown lines.
+  """
+  groups = _grouped({r: (machines.get(r) or {}).get("portable")
+                     for r in run_ids}, describe_portable)
+  if set(groups) <= {"off", "off (not recorded)"}:
+    return []
+  if len(groups) == 1:
+    return ["Portable mode: %s for all %d runs (the same bytes are expected "
+            "on any x86-64 CPU with AVX; docs/reproducibility.md)." % (
+                next(iter(groups)), len(run_ids)), ""]
+  return ["Portable mode: the runs differ (%d kinds); runs in different "
+          "modes do not give the same bits, even on one machine:" %
+          len(groups), ""] + ["- %s: %s" % (text, ", ".join(
+              "`%s`" % r for r in runs)) for text, runs in groups.items()] + [
+                  ""]

@@ -103,8 +103,11 @@ def worker_command(spec, phase):
   return (sys.executable, "-m", "evaluation.worker", "--phase", phase, spec)
 
 
-def tasks_left(output_dir, run):
-  """Writes the run's spec; returns its tasks: train (unless done), evaluate."""
+def tasks_left(output_dir, run, env=()):
+  """Writes the run's spec; returns its tasks: train (unless done), evaluate.
+
+  `env`: the tasks' extra environment (base.task_env).
+  """
   directory = study_lib.run_dir(output_dir, run)
   os.makedirs(directory, exist_ok=True)
   spec = layout.run_spec(directory)
@@ -113,7 +116,7 @@ def tasks_left(output_dir, run):
   if worker.step_done(layout.model_dir(directory), "train"):
     phases.remove("train")
   return [base.Task(run.run_id, phase, worker_command(spec, phase),
-                    layout.worker_log(directory)) for phase in phases]
+                    layout.worker_log(directory), env) for phase in phases]
 
 
 def _error_excerpt(output_dir, run, error):
@@ -392,7 +395,8 @@ def _run_all(study, output_dir, executor, jobs, progress):
     if study_lib.is_finished(output_dir, run):
       outcomes[run.run_id] = _outcome(output_dir, run, "skipped")
     else:
-      pipeline.add(tasks_left(output_dir, run))
+      pipeline.add(tasks_left(output_dir, run,
+                              base.task_env(executor.settings)))
   runs = {run.run_id: run for run in study.runs}
   view = _Progress(study, output_dir, len(outcomes), progress)
   while pipeline.busy():

@@ -78,6 +78,9 @@ RESOURCES = {
               "tasks, e.g. [\"module load cuda\"]", "--slurm-setup"),
     "sbatch": ("sbatch_options", "any other sbatch option: name -> value, "
                "e.g. reservation = \"paper\"", "--slurm-option"),
+    "portable": ("bool", "portable mode: the same bytes on any x86-64 CPU "
+                 "with AVX, slower (sbd_plugin.portable; "
+                 "docs/reproducibility.md)", "--portable"),
 }
 
 # The study file's keys: key -> (type check name, description). Tables map to

@@ -36,6 +36,7 @@ from evaluation import processes
 from evaluation import study as study_lib
 from sbd_plugin import atomic
 from sbd_plugin import machine
+from sbd_plugin import portable
 from sbd_plugin import provenance
 from sbd_plugin import versions
 
@@ -267,6 +268,8 @@ def _set_gpus(phase):
 
 def _execute(run, directory, phase):
   """Runs `phase` of `run`; once evaluated, writes DONE.json."""
+  # Portable mode promised: every pinned variable in force since start-up.
+  portable.check()
   print("[worker] %s phase of %s starts at %.3f (pid %d)" % (
       phase, run.run_id, time.time(), os.getpid()), flush=True)
   if phase in ("train", "all"):

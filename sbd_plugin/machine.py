@@ -7,6 +7,8 @@ library versions, and every benchmark prints them.
 import os
 import platform
 
+from sbd_plugin import portable
+
 # x86 and ARM feature flags, widest first: the SIMD level kernels can use.
 _SIMD_LEVELS = (("amx_tile", "AMX"), ("avx512_vnni", "AVX-512 VNNI"),
                 ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
@@ -71,8 +73,9 @@ def run_record():
   Returns:
     Dict with the CPU model, its SIMD level, the number of usable cores and
     of TensorFlow's intra-op threads (its default: one per core), whether
-    oneDNN was on, and whether training ran with TensorFlow's op
-    determinism (the plugin's default) and seeded generators.
+    oneDNN was on, whether training ran with TensorFlow's op
+    determinism (the plugin's default) and seeded generators, and portable
+    mode (`sbd_plugin.portable.record`).
   """
   from sbd_plugin.dlib_bridge import reproducibility  # pylint: disable=g-import-not-at-top
   return {
@@ -84,4 +87,6 @@ def run_record():
                               len(os.sched_getaffinity(0))),
       "onednn": onednn_enabled(),
       "deterministic": reproducibility.deterministic_ops_requested(),
+      # Portable mode (sbd_plugin.portable): on, and the pinned variables.
+      portable.KEY: portable.record(),
   }

@@ -176,3 +176,22 @@ def test_train_settings_part_compares_onednn_threads_and_xla():
                    re.M), out
   assert re.search(r"^setting on_xla: .*deconv_decoder: \d+ oneDNN and "
                    r"[1-9]\d* XLA cluster ops", out, re.M), out
+
+
+def test_portable_part_compares_training_and_a_metric_with_and_without():
+  proc = run_tool(["python", "-m", "evaluation.benchmark", "--quick",
+                   "--parts", "portable"], timeout=900)
+  out = proc.stdout
+  assert "== Portable mode's cost: training dummy_data batch 2, metric mig" in (
+      out), out
+  # The CPU flags are printed with the numbers.
+  assert re.search(r"^- CPU flags: \S+", out, re.M), out
+  for decoder in ("deconv_decoder", "spatial_broadcast_decoder"):
+    assert re.search(r"^train %s \(steps/s\) +[\d.]+ +[\d.]+ +\d+\.\dx$" %
+                     decoder, out, re.M), out
+  assert re.search(r"^mig \(seconds\) +[\d.]+ +[\d.]+ +\d+\.\dx$", out,
+                   re.M), out
+  # Each mode ran what it was asked to.
+  assert "default: oneDNN True" in out, out
+  assert "portable: oneDNN False, intra-op 1, inter-op 1" in out, out
+  assert "each mode the same in every round: yes" in out, out

@@ -29,6 +29,8 @@ _VALUES = {
     # Extra sbatch options add to the file's, option by option.
     "sbatch_options": ('{reservation = "paper"}', {"reservation": "paper"},
                        "reservation=other", {"reservation": "other"}),
+    # A switch: --portable / --no-portable, no value of its own.
+    "bool": ("true", True, None, False),
 }
 
 
@@ -61,8 +63,9 @@ def test_a_resource_set_in_the_file_is_overridden_by_its_flag(key, tmp_path):
   study = _study(tmp_path, "%s = %s\n" % (key, written))
   from_file = runner.settings(study, str(tmp_path))
   assert _plain(getattr(from_file, key)) == _plain(value)
+  given = [flag, text] if text is not None else ["--no-" + flag[2:]]
   args = cli._parser().parse_args(  # pylint: disable=protected-access
-      ["run", "s.toml", "--output", "o", flag, text])
+      ["run", "s.toml", "--output", "o"] + given)
   overrides = {k: getattr(args, k) for k in study_lib.RESOURCES}
   assert overrides[key] is not None
   both = runner.settings(study, str(tmp_path), overrides)

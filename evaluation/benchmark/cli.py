@@ -29,6 +29,11 @@ Parts, each measured side by side in one run:
            batches (--batch-size), then the total time of sbd_score with MIG,
            FactorVAE score and DCI at dlib's study settings on that file
            (dataset: --metric-dataset).
+  portable (not in the default parts; ~5 min) portable mode's cost
+           (sbd_plugin.portable): steps/s of the train_op per decoder and
+           the seconds of one metric (--metrics' first, default mig) with and
+           without the mode, each mode in its own processes, alternating
+           round by round, and the ratios.
   train_settings (not in the default parts; ~10 min at full sizes)
            steps/s of the train_op per decoder with oneDNN off / on, with
            intra-op and inter-op threads 1 and with XLA auto-clustering, each
@@ -53,12 +58,14 @@ from evaluation.benchmark import input_speed
 from evaluation.benchmark import machine
 from evaluation.benchmark import memory
 from evaluation.benchmark import metric_speed
+from evaluation.benchmark import portable_cost
 from evaluation.benchmark import scoring_speed
 from evaluation.benchmark import train_settings
 from evaluation.benchmark import train_speed
 
 DEFAULT_DATASETS = ("colored_sprites", "object_in_room", "dummy_data")
-PARTS = ("input", "train", "memory", "metrics", "scoring", "train_settings")
+PARTS = ("input", "train", "memory", "metrics", "scoring", "train_settings",
+         "portable")
 # train_settings starts a process per setting and takes ~10 minutes.
 DEFAULT_PARTS = ("input", "train", "memory", "metrics")
 
@@ -133,6 +140,9 @@ def _parser():
   # So does each setting of the train_settings part.
   parser.add_argument("--train-settings-child", default=None,
                       help=argparse.SUPPRESS)
+  # And each metric run of the portable part.
+  parser.add_argument("--portable-metric-child", default=None,
+                      help=argparse.SUPPRESS)
   return parser
 
 
@@ -155,13 +165,8 @@ def _run_train(report, args, sizes, devices, input_rates):
                              sizes, kinds, input_rates, args.gpu_peak_tflops)
 
 
-def _run_train_settings(report, args):
-  """Resolves the train_settings part's defaults, then reports it."""
-  decoders = _split(args.decoders)
-  dataset = args.train_dataset or ("dummy_data" if args.quick else
-                                   "colored_sprites")
-  batch_size = args.train_batch_size or (
-      2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
+def _settings_sizes(args):
+  """train_settings' sizes after the flags."""
   sizes = dict(SETTINGS_QUICK if args.quick else SETTINGS_FULL)
   if args.settings_rounds is not None:
     sizes["rounds"] = args.settings_rounds
@@ -169,8 +174,33 @@ def _run_train_settings(report, args):
     sizes["check_steps"] = args.check_steps
   if args.train_seconds is not None:
     sizes["train_seconds"] = args.train_seconds
+  return sizes
+
+
+def _run_portable(report, args):
+  """Resolves the portable part's defaults, then reports it."""
+  decoders = _split(args.decoders)
+  dataset = args.train_dataset or ("dummy_data" if args.quick else
+                                   "colored_sprites")
+  batch_size = args.train_batch_size or (
+      2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
+  metric = _split(args.metrics)[0] if args.metrics else "mig"
+  portable_cost.report_portable_cost(
+      report, decoders, dataset, batch_size, _settings_sizes(args), metric,
+      args.metric_dataset or ("dummy_data" if args.quick else
+                              "colored_sprites"), args.quick,
+      args.metric_binding)
+
+
+def _run_train_settings(report, args):
+  """Resolves the train_settings part's defaults, then reports it."""
+  decoders = _split(args.decoders)
+  dataset = args.train_dataset or ("dummy_data" if args.quick else
+                                   "colored_sprites")
+  batch_size = args.train_batch_size or (
+      2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
   train_settings.report_train_settings(report, decoders, dataset, batch_size,
-                                       sizes)
+                                       _settings_sizes(args))
 
 
 def main(argv=None):
@@ -190,6 +220,9 @@ def main(argv=None):
     return 0
   if args.train_settings_child:
     train_settings.child_main(args.train_settings_child)
+    return 0
+  if args.portable_metric_child:
+    portable_cost.metric_child(args.portable_metric_child)
     return 0
   parts = _split(args.parts)
   unknown = set(parts) - set(PARTS)
@@ -244,6 +277,8 @@ def main(argv=None):
         sizes["repeats"])
   if "train_settings" in parts:
     _run_train_settings(report, args)
+  if "portable" in parts:
+    _run_portable(report, args)
   report.section("Run")
   report.note("- load average at end: %.2f %.2f %.2f" % os.getloadavg())
   report.note("- wall time: %.0f s" % (time.time() - start))

@@ -26,6 +26,7 @@ from evaluation.benchmark import flops
 from evaluation.benchmark import formatting
 from evaluation.benchmark import harness
 from sbd_plugin import machine as sbd_machine
+from sbd_plugin import portable
 
 ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 INTRA = "TF_NUM_INTRAOP_THREADS"
@@ -258,15 +259,25 @@ def child_main(spec_json):
 # --- the parent --------------------------------------------------------------------
 
 
+def child_env(setting):
+  """The environment of a setting's child: only the setting's choices.
+
+  Every variable a setting may set (oneDNN, threads, XLA, portable mode's
+  pins) is removed first, so the default applies unless the setting sets it.
+  """
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  for key in (ONEDNN, INTRA, INTER, XLA, portable.ENV) + portable.NAMES:
+    env.pop(key, None)
+  env.update(setting.env)
+  return env
+
+
 class _Child(object):
   """A child process running one setting; talks over stdin/stdout."""
 
   def __init__(self, setting, spec):
     self.setting = setting
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    for key in (ONEDNN, INTRA, INTER, XLA):
-      env.pop(key, None)  # TensorFlow's default unless the setting sets it.
-    env.update(setting.env)
+    env = child_env(setting)
     self.stderr = tempfile.TemporaryFile(mode="w+")
     self.proc = subprocess.Popen(
         [sys.executable, "-m", _CHILD_MODULE, "--train-settings-child",

@@ -23,6 +23,7 @@ from typing import Optional, Tuple, Union
 from evaluation import processes
 from evaluation import study as study_lib
 from evaluation import worker
+from sbd_plugin import portable
 
 PHASES = ("train", "evaluate")
 # Trainings share a GPU. A batch-16 Spatial Broadcast training step is ~34
@@ -58,6 +59,8 @@ class Settings:
     setup: Shell lines each SLURM job runs before its tasks.
     sbatch: Other sbatch options, (name, value) pairs; a list or dict is
       turned into them.
+    portable: Run every worker in portable mode (sbd_plugin.portable); also
+      on when the runner itself runs with SBD_PORTABLE=1.
   """
   output_dir: str
   gpus_per_run: Optional[float] = None
@@ -72,6 +75,7 @@ class Settings:
   constraint: Optional[str] = None
   setup: Tuple[str, ...] = ()
   sbatch: Tuple[Tuple[str, Union[str, int, bool]], ...] = ()
+  portable: bool = False
 
   def __post_init__(self):
     # The study file gives a list and a table; keep the record hashable.
@@ -88,6 +92,9 @@ class Task:
   phase: str  # One of PHASES.
   command: Tuple[str, ...]
   log_path: str
+  # Variables the worker's environment gets on top of worker_env()'s, e.g.
+  # portable mode's (set before the worker's Python starts).
+  env: Tuple[Tuple[str, str], ...] = ()
 
 
 class Executor(object):
@@ -124,13 +131,25 @@ class Executor(object):
     """Releases what the executor holds once all tasks ended."""
 
 
-def worker_env():
-  """The environment of a worker: the repository importable from anywhere."""
+def worker_env(extra=()):
+  """The environment of a worker: the repository importable from anywhere.
+
+  Args:
+    extra: (name, value) pairs set on top (a Task's `env`).
+  """
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
       [study_lib.REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  env.update(dict(extra))
   return env
+
+
+def task_env(settings):
+  """The Task `env` of a study's workers: portable mode's variables, if on."""
+  if not settings.portable:
+    return ()
+  return tuple(sorted(portable.environment(os.environ).items()))
 
 
 # In the error text of a worker that exited with worker.CANNOT_RETRY_EXIT.
@@ -172,7 +191,8 @@ def run_tasks(tasks, poll_seconds=0.5):
   try:
     for task in tasks:
       with open(task.log_path, "a") as log:
-        procs.append(children.start(list(task.command), log, worker_env()))
+        procs.append(children.start(list(task.command), log,
+                                    worker_env(task.env)))
     codes = [None] * len(procs)
     while None in codes:
       time.sleep(poll_seconds)

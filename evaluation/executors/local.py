@@ -24,7 +24,7 @@ class LocalExecutor(base.Executor):
     for task in tasks:
       with open(task.log_path, "a") as log:
         proc = self._children.start(list(task.command), log,
-                                    base.worker_env())
+                                    base.worker_env(task.env))
       if proc is None:
         self._refused.append(task)
       else:

@@ -186,7 +186,8 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
   for r, ((dataset, model, beta), cell) in enumerate(combos):
     row_label = "%s\n%s" % (dataset, model)  # Two lines: rows are short.
     if several_betas:
-      row_label += " (β=%s)" % tables.format_beta(beta, _UNKNOWN_BETA)
+      row_label += " (%s)" % tables.format_strength(model, beta,
+                                                     _UNKNOWN_BETA)
     for c, metric in enumerate(metric_columns):
       ax = grid[r * blocks + c // columns, c % columns]
       used.add(ax)
@@ -226,7 +227,7 @@ def plot_metric_distributions(df, path, baseline=study_lib.BASELINE,
 run_table = endpoints.run_table
 
 
-def _mean_sd_curve(ax, runs, x, y, colour):
+def _mean_sd_curve(ax, runs, x, y, colour, model):
   """One decoder's mean over seeds at each beta, ±1 sd in x and y.
 
   Points at the means, error bars of one sample standard deviation across
@@ -247,7 +248,7 @@ def _mean_sd_curve(ax, runs, x, y, colour):
               fmt="o", color=colour,
               ms=7, mec="black", elinewidth=1.2, capsize=3, zorder=4)
   for beta, px, py in zip(summary.index, means_x, means_y):
-    ax.annotate("β=%s" % tables.format_beta(beta, _UNKNOWN_BETA), (px, py),
+    ax.annotate(tables.format_strength(model, beta, _UNKNOWN_BETA), (px, py),
                 xytext=(6, 5), textcoords="offset points", fontsize=7,
                 color=colour, zorder=5,
                 bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
@@ -288,7 +289,8 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
             subset=[x, "reconstruction_loss"])
         ax.scatter(sub[x], sub["reconstruction_loss"], s=14, alpha=0.3,
                    color=colours[decoder], edgecolor="none", zorder=2)
-        _mean_sd_curve(ax, sub, x, "reconstruction_loss", colours[decoder])
+        _mean_sd_curve(ax, sub, x, "reconstruction_loss", colours[decoder],
+                       model)
       if cell[x].isna().all():
         _note(ax, "no %s values" % x_label)
       ax.set_xlabel(x_label)
@@ -374,8 +376,8 @@ def heldout_generalisation_figure(errors_df, baseline=study_lib.BASELINE,
     ax = axes[i // columns, i % columns]
     _heldout_panel(ax, cell[cell["error"].notna()], decoders, splits,
                    split_colours)
-    ax.set_title("%s, β=%s" % (model, tables.format_beta(beta,
-                                                         _UNKNOWN_BETA)),
+    ax.set_title("%s, %s" % (model, tables.format_strength(model, beta,
+                                                           _UNKNOWN_BETA)),
                  fontsize=10)
     ax.set_ylabel("reconstruction error per image\n(nats, lower is better)"
                   if i % columns == 0 else "")

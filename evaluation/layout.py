@@ -50,6 +50,10 @@ TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 # its off-diagonal weight; AnnealedVAE: its final capacity).
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
                        "dip_vae.lambda_od", "annealed_vae.c_max")
+# How figures and captions name each model's value in the `beta` column
+# (dlib's parameter of the key above); "β" for the others.
+REGULARISATION_SYMBOLS = {"factorvae": "γ", "dip_vae": "λ_od",
+                          "annealed_vae": "C_max"}
 EVALUATION_NAME_KEY = "evaluation_config.evaluation.name"
 # An external model's name in its record (sbd_plugin.scoring.api), which
 # dlib copies into each metric's results; the runner names it after the run.

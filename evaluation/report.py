@@ -161,8 +161,8 @@ def _report_source(study, output_dir):
 
 
 def _run_tag(run):
-  return "seed %d, β=%s" % (run.seed, tables.format_beta(run.beta,
-                                                         "unknown"))
+  return "seed %d, %s" % (run.seed, tables.format_strength(run.model, run.beta,
+                                                          "unknown"))
 
 
 def _selection_text(shown):
@@ -170,10 +170,11 @@ def _selection_text(shown):
   run = shown.run
   text = "run `%s` (%s)" % (run.run_id, _run_tag(run))
   if shown.fallback:
-    return text + (", the decoder's lowest seed at this β: %s, so the "
-                   "median-MIG seed cannot be chosen" % shown.fallback)
-  text += (", MIG %.4f: rank %d of the decoder's %d runs at this β, counted "
-           "from the lowest MIG" % (shown.mig, shown.rank, shown.count))
+    return text + (", the decoder's lowest seed at this strength: %s, so "
+                   "the median-MIG seed cannot be chosen" % shown.fallback)
+  text += (", MIG %.4f: rank %d of the decoder's %d runs at this strength, "
+           "counted from the lowest MIG" % (shown.mig, shown.rank,
+                                             shown.count))
   if shown.count % 2 == 0:
     return text + (", the lower of the two middle ones (an even number of "
                    "seeds has no single median)")
@@ -195,7 +196,7 @@ def _dropped_text(t):
 
 _SELECTION_RULE = (
     "As in the paper, each decoder's figures show its seed of median MIG at "
-    "this β: runs ordered by MIG (equal MIG by seed), the middle one, or "
+    "its model's regularisation strength (β, or FactorVAE's γ): runs ordered by MIG (equal MIG by seed), the middle one, or "
     "with an even number of seeds the lower of the two middle ones.")
 
 
@@ -486,7 +487,9 @@ def _comparison(r):
   secondary = [m for m in metrics_lib.labels(study.metrics)
                if m not in study.primary_metrics]
   lines = ["## Spatial Broadcast vs baseline", "",
-           "Per dataset, model, beta and metric: median [interquartile range] "
+           "Per dataset, model, beta (the model's regularisation strength: "
+           "FactorVAE's γ, DIP-VAE's λ_od, annealed VAE's C_max, else β) and "
+           "metric: median [interquartile range] "
            "over seeds per decoder (n = seeds); the difference of medians "
            "against the baseline with its bootstrap percentile %d%% CI "
            "(%d resamples, seed %d); P(sup) = U / (n1 n2), the probability "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evaluation import layout
 from evaluation import markdown
 from evaluation import study as study_lib
 
@@ -398,6 +399,21 @@ def format_beta(beta, missing="-"):
     String, e.g. "4" or "0.5".
   """
   return missing if pd.isna(beta) else "%g" % beta
+
+
+def format_strength(model, beta, missing="-"):
+  """A run's regularisation named as its model names it, e.g. "γ=30".
+
+  Args:
+    model: The study's model name (FactorVAE's value is its gamma).
+    beta: Float, NaN when the run's value is unknown.
+    missing: Text for an unknown value.
+
+  Returns:
+    String, e.g. "β=4" or "γ=30".
+  """
+  return "%s=%s" % (layout.REGULARISATION_SYMBOLS.get(model, "β"),
+                    format_beta(beta, missing))
 
 
 def _fmt_diff(diff, low, high, digits):

@@ -246,3 +246,11 @@ def test_new_columns_and_families():
   assert tables.HOLM_COLUMN in strings.columns
   assert set(strings[tables.HOLM_COLUMN]) == {
       "-", "0.016 (primary)", "0.0079 (secondary)"}
+
+
+@pytest.mark.parametrize("model,beta,expected", [
+    ("factorvae", 30.0, "γ=30"), ("vae", 1.0, "β=1"), ("beta_vae", 0.5, "β=0.5"),
+    ("dip_vae", float("nan"), "λ_od=-")])
+def test_a_runs_strength_is_named_as_its_model_names_it(model, beta, expected):
+  """FactorVAE's column value is its gamma: captions must not call it β."""
+  assert tables.format_strength(model, beta) == expected

@@ -281,8 +281,8 @@ def test_report_captions_name_the_median_seed_and_the_dropped(tiny_study):
   traversals = _section(report, "Traversals: colored_sprites, vae, deconv")
   assert ("Model of run `%s` (seed %d, β=" % (median["run_id"],
                                               median["seed"]) in traversals)
-  assert ("MIG %.4f: rank 2 of the decoder's 3 runs at this β, counted from "
-          "the lowest MIG" % median["value"]) in traversals
+  assert ("MIG %.4f: rank 2 of the decoder's 3 runs at this strength, "
+          "counted from the lowest MIG" % median["value"]) in traversals
   assert "the median" in traversals
   # The dropped latents are those of the model's own posterior variances.
   data = analysis.load_dataset("colored_sprites")

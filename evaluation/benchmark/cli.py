@@ -177,13 +177,19 @@ def _settings_sizes(args):
   return sizes
 
 
-def _run_portable(report, args):
-  """Resolves the portable part's defaults, then reports it."""
+def _training_inputs(args):
+  """(decoders, dataset, batch size) of the parts that train side by side."""
   decoders = _split(args.decoders)
   dataset = args.train_dataset or ("dummy_data" if args.quick else
                                    "colored_sprites")
   batch_size = args.train_batch_size or (
       2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
+  return decoders, dataset, batch_size
+
+
+def _run_portable(report, args):
+  """Resolves the portable part's defaults, then reports it."""
+  decoders, dataset, batch_size = _training_inputs(args)
   metric = _split(args.metrics)[0] if args.metrics else "mig"
   portable_cost.report_portable_cost(
       report, decoders, dataset, batch_size, _settings_sizes(args), metric,
@@ -194,11 +200,7 @@ def _run_portable(report, args):
 
 def _run_train_settings(report, args):
   """Resolves the train_settings part's defaults, then reports it."""
-  decoders = _split(args.decoders)
-  dataset = args.train_dataset or ("dummy_data" if args.quick else
-                                   "colored_sprites")
-  batch_size = args.train_batch_size or (
-      2 if args.quick else train_speed.train_batch_size_from_gin(decoders[0]))
+  decoders, dataset, batch_size = _training_inputs(args)
   train_settings.report_train_settings(report, decoders, dataset, batch_size,
                                        _settings_sizes(args))
 

@@ -1,7 +1,7 @@
 """Portable mode (`sbd_plugin.portable`): the same bytes on any x86-64 CPU.
 
 The golden test runs a tiny study in portable mode and compares its
-results.csv byte for byte with `tests/data/portable/results-<stack>.csv`, made on the
+results.csv byte for byte with `tests/data/portable/results.csv`, made on the
 CPU its README names: run on another x86-64 CPU with AVX, it checks the
 mode's promise there. The other tests check that the mode reaches the
 libraries (numpy's dispatch, OpenBLAS's kernel and threads, oneDNN off) in
@@ -23,12 +23,10 @@ from evaluation import study as study_lib
 from evaluation.executors import base
 from sbd_plugin import machine
 from sbd_plugin import portable
-from sbd_plugin import versions
 from tests import helpers
 
-# One golden file per stack: another TensorFlow rounds differently on any CPU.
 GOLDEN = os.path.join(helpers.REPO, "tests", "data", "portable",
-                      "results-%s.csv" % versions.stack_for_python())
+                      "results.csv")
 
 
 def golden_study_text(portable_setting="true"):
@@ -57,9 +55,6 @@ def _python(code, env):
 
 def test_portable_tiny_study_reproduces_golden_results_byte_for_byte(
     tmp_path):
-  if not os.path.exists(GOLDEN):
-    pytest.skip("no golden results of this stack yet (%s): make them as "
-                "tests/data/portable/README.md says" % GOLDEN)
   spec = tmp_path / "portable.toml"
   spec.write_text(golden_study_text())
   out = tmp_path / "out"

@@ -25,7 +25,7 @@ resolves `include`s).
 A study that passed is remembered ($SBD_PLUGIN_CACHE/preflight/): a rerun or
 resume of it with nothing changed starts no child. The remembered verdict
 holds only for the same items, interpreter, installed packages, plugin source
-files, working directory, Python path and dlib data folder, and while every
+files, working directory, Python path, dlib data folder and SBD_* switches, and while every
 gin file the child read (includes too) and every module a gin `import`
 loaded has the same SHA-256. Problems are
 never remembered, nor a study with a dataset that reads a file.
@@ -99,7 +99,11 @@ def verdict_key(given, env):
            "python": [sys.executable, sys.version], "packages": packages,
            "sources": _source_stamps(), "cwd": os.getcwd(),
            "pythonpath": env.get("PYTHONPATH", ""),
-           "data": env.get("DISENTANGLEMENT_LIB_DATA", "")}
+           "data": env.get("DISENTANGLEMENT_LIB_DATA", ""),
+           # The plugin's switches (SBD_PLUGIN_DISABLE, ...) change what the
+           # child would register.
+           "switches": sorted([k, v] for k, v in env.items()
+                              if k.startswith("SBD_"))}
   return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 

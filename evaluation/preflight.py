@@ -25,10 +25,10 @@ resolves `include`s).
 A study that passed is remembered ($SBD_PLUGIN_CACHE/preflight/): a rerun or
 resume of it with nothing changed starts no child. The remembered verdict
 holds only for the same items, interpreter, installed packages, plugin source
-files, working directory, Python path, dlib data folder and SBD_* switches, and while every
-gin file the child read (includes too) and every module a gin `import`
-loaded has the same SHA-256. Problems are
-never remembered, nor a study with a dataset that reads a file.
+files, working directory, Python path, dlib data folder and SBD_* switches,
+and while every gin file the child read (includes too) and every module a gin
+`import` loaded has the same SHA-256. Problems are never remembered, nor a
+study with a dataset that reads a file.
 
 The child: python -m evaluation.preflight <items.json> <answer.json>.
 """

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from evaluation import layout
@@ -126,7 +127,10 @@ def test_portable_exports_put_every_variable_in_force_from_the_start():
 
 
 def test_dlib_dci_test_zero_passes_in_portable_mode():
-  """dlib's own test: -2.2e-16 on AVX-512 CPUs without the mode, 0 with it."""
+  """dlib's own test: -2.2e-16 on AVX-512 CPUs without the mode, 0 with it.
+
+  (With NumPy 1.26, the Python 3.11 stack; NumPy 2.2 passes either way.)
+  """
   command = [sys.executable, "-m", "unittest", "-q",
              "disentanglement_lib.evaluation.metrics.dci_test."
              "DisentanglementTest.test_zero"]
@@ -136,8 +140,10 @@ def test_dlib_dci_test_zero_passes_in_portable_mode():
   assert with_mode.returncode == 0, with_mode.stderr[-2000:]
   without = subprocess.run(command, env=_without_mode(), capture_output=True,
                            text=True, timeout=600)
-  if "avx512f" in machine.cpu_flags():
-    # The CPU dependence the mode removes, seen here.
+  numpy_1 = int(np.__version__.split(".")[0]) < 2
+  if "avx512f" in machine.cpu_flags() and numpy_1:
+    # The CPU dependence the mode removes, seen with NumPy 1.26's AVX-512
+    # kernels (NumPy 2.2, the current stack, gives exactly 0 there).
     assert without.returncode != 0
     assert "-2.220446e-16" in without.stderr
   else:

@@ -149,14 +149,19 @@ def test_the_ready_studies_pass_the_check(tmp_path):
   assert json.loads(found.read_text())["problems"] == []
 
 
-def test_the_check_imports_tensorflow_only_in_its_child(tmp_path):
-  spec = tmp_path / "ok.toml"
-  spec.write_text(textwrap.dedent("""\
-      datasets = ["colored_sprites"]
+def _one_run_study(path, dataset="colored_sprites", extra=""):
+  """Writes a study of one run (VAE, broadcast, seed 0) to `path`."""
+  path.write_text(textwrap.dedent("""\
+      datasets = ["%s"]
       models = ["vae"]
       decoders = ["broadcast"]
       seeds = [0]
-      """))
+      """) % dataset + extra)
+  return path
+
+
+def test_the_check_imports_tensorflow_only_in_its_child(tmp_path):
+  spec = _one_run_study(tmp_path / "ok.toml")
   code = ("import sys\nfrom evaluation import cli\n"
           "assert cli.main(['plan', sys.argv[1]]) == 0\n"
           "print('tensorflow' in sys.modules)\n")
@@ -251,15 +256,8 @@ def test_a_passed_check_is_remembered_until_an_included_gin_file_changes(
   included = tmp_path / "included.gin"
   included.write_text("model.batch_size = 8\n")
   (tmp_path / "extra.gin").write_text("include '%s'\n" % included)
-  spec = tmp_path / "study.toml"
-  spec.write_text(textwrap.dedent("""\
-      datasets = ["colored_sprites"]
-      models = ["vae"]
-      decoders = ["broadcast"]
-      seeds = [0]
-      [train]
-      configs = ["extra.gin"]
-      """))
+  spec = _one_run_study(tmp_path / "study.toml",
+                        extra='[train]\nconfigs = ["extra.gin"]\n')
   calls = _counting_child(monkeypatch)
   preflight.check(str(spec))
   preflight.check(str(spec))  # Nothing changed: no child.
@@ -278,13 +276,7 @@ def test_a_passed_check_is_remembered_until_an_included_gin_file_changes(
 def test_a_dataset_that_reads_a_file_is_checked_every_time(tmp_path,
                                                            monkeypatch):
   monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path / "cache"))
-  spec = tmp_path / "study.toml"
-  spec.write_text(textwrap.dedent("""\
-      datasets = ["dsprites_full"]
-      models = ["vae"]
-      decoders = ["broadcast"]
-      seeds = [0]
-      """))
+  spec = _one_run_study(tmp_path / "study.toml", dataset="dsprites_full")
   calls = _counting_child(monkeypatch, answer=([], []))
   preflight.check(str(spec))
   preflight.check(str(spec))

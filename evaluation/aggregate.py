@@ -1,7 +1,7 @@
 """dlib's aggregated results of a study as one tidy pandas table.
 
-Loads every metric result of the finished runs with dlib's own loader (what
-`dlib_aggregate_results` runs), then reshapes to one row per (run, metric)
+Loads every metric result of the finished runs as dlib's own loader does (what
+`dlib_aggregate_results` runs, minus its TensorFlow file layer), then reshapes to one row per (run, metric)
 with the columns the tables and figures use, and records the library
 versions. Only results that parse are aggregated, and every table is written
 atomically, so a killed or half-written step never breaks a report.
@@ -12,6 +12,7 @@ import logging
 import os
 
 import pandas as pd
+import simplejson as json
 
 from evaluation import faults
 from evaluation import layout
@@ -38,7 +39,6 @@ def dlib_results_text(output_dir):
   Returns:
     String of JSON, None if nothing was evaluated yet.
   """
-  from disentanglement_lib.utils import aggregate_results  # pylint: disable=g-import-not-at-top
   files = []
   for path in sorted(glob.glob(layout.evaluation_json_pattern(output_dir))):
     if atomic.read_json(path) is None:
@@ -47,7 +47,21 @@ def dlib_results_text(output_dir):
       files.append(path)
   if not files:
     return None
-  return pd.DataFrame([aggregate_results._load(p) for p in files]).to_json()  # pylint: disable=protected-access
+  return pd.DataFrame([_load_like_dlib(p) for p in files]).to_json()
+
+
+def _load_like_dlib(path):
+  """One metric result as dlib's `aggregate_results._load` reads it.
+
+  The same parser (simplejson) and the same added "path" key; opened with
+  `open` rather than dlib's TensorFlow `gfile`, so a report needs no
+  TensorFlow (disentanglement_lib/utils/aggregate_results.py; test_aggregate
+  checks the two agree).
+  """
+  with open(path) as f:
+    result = json.load(f)
+  result["path"] = path
+  return result
 
 
 def dlib_frame(text):

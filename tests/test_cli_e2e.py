@@ -6,12 +6,14 @@ subprocesses, for a Spatial Broadcast and a stock deconv FactorVAE, on a
 plugin dataset and a tiny budget.
 """
 import glob
+import io
 import json
 import os
 
 import pandas as pd
 import pytest
 
+from evaluation import aggregate
 from tests import helpers
 from tests.helpers import run_tool
 
@@ -78,6 +80,11 @@ def test_aggregate_results_collects_every_metric(evaluated_model, tmp_path):
   assert len(frame) == 3
   assert set(frame["evaluation_config.evaluation.evaluation_fn"]) == {
       "@mig", "@factor_vae_score", "@dci"}
+  # The study runner's loader (TensorFlow-free) reads the same rows.
+  ours = pd.read_json(io.StringIO(pd.DataFrame([
+      aggregate._load_like_dlib(p) for p in frame["path"]]).to_json()),  # pylint: disable=protected-access
+                      orient="columns")
+  pd.testing.assert_frame_equal(ours, frame)
 
 
 def test_visualize_model_writes_animations(dlib_model, tmp_path):

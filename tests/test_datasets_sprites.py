@@ -404,3 +404,12 @@ def test_small_sprites_are_smaller():
                                       [0.] * 3, [0.] * 3).sum((1, 2))
   np.testing.assert_allclose(area / full, 0.25, atol=0.04)
   assert area[0] == 100  # Square: 10 x 10 px at scale 1.
+
+
+def test_the_report_knows_which_datasets_score_colour_by_bin():
+  # The report names them without importing the dataset classes.
+  from evaluation import report  # pylint: disable=g-import-not-at-top
+  from sbd_plugin.datasets import registry  # pylint: disable=g-import-not-at-top
+  binned = {name for name in registry.PLUGIN_DATASETS if issubclass(
+      registry.PLUGIN_DATASETS.load(name), colored_sprites.ColoredSprites)}
+  assert set(report.BINNED_COLOUR_DATASETS) == binned

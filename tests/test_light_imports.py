@@ -5,6 +5,7 @@ dlib's own commands and whoever imports dlib need it. Each check runs in a
 fresh interpreter, where the `.pth` hook is installed as for a user.
 """
 import os
+import shutil
 import sys
 
 import pytest
@@ -39,6 +40,19 @@ def test_planning_a_study_loads_neither_dlib_nor_tensorflow():
   code = ("from evaluation import cli\n"
           "assert cli.main(['plan', %r]) in (0, None)" % study)
   assert _heavy_after(code) == "[]"
+
+
+def test_a_report_from_the_results_table_loads_neither_dlib_nor_tensorflow(
+    tmp_path):
+  # A committed report folder (results, figures, no runs/) is rebuilt from
+  # its results.csv: tables, statistics and the figures drawn from them.
+  folder = str(tmp_path / "factorvae")
+  shutil.copytree(os.path.join(REPO, "docs", "claims", "factorvae"), folder)
+  code = ("from evaluation import cli\n"
+          "assert cli.main(['report', %r, '--output', %r]) in (0, None)" %
+          (os.path.join(folder, "study.toml"), folder))
+  assert _heavy_after(code) == "[]"
+  assert os.path.getsize(os.path.join(folder, "report.md")) > 0
 
 
 def test_sbd_study_help_loads_neither_dlib_nor_tensorflow():

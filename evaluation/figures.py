@@ -28,6 +28,7 @@ import seaborn as sns
 
 from evaluation import analysis
 from evaluation import endpoints
+from evaluation import layout
 from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
@@ -301,9 +302,12 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
                               markeredgecolor="black") for d in decoders]
   handles.append(mpl_lines.Line2D([], [], color="gray", marker="o", ls="",
                                   alpha=0.3, markeredgecolor="none"))
+  # Named as the models name their strength: β, or γ for FactorVAE.
+  strengths = "/".join(sorted({layout.REGULARISATION_SYMBOLS.get(m, "β")
+                               for m in runs["model"].unique()}))
   fig.legend(handles=handles, labels=[
-      "%s: mean ± 1 sd over seeds per β" % d for d in decoders] + [
-          "one run"],
+      "%s: mean ± 1 sd over seeds per %s" % (d, strengths)
+      for d in decoders] + ["one run"],
              loc="outside lower center", ncol=len(handles), fontsize=9,
              frameon=False)
   return fig

@@ -166,6 +166,17 @@ def test_rate_distortion_beta_sweep_and_single_beta(tmp_path):
   assert width > height
 
 
+def test_rate_distortion_legend_names_the_strength_as_the_model_does():
+  def legend(models):
+    fig = figures.rate_distortion_figure(_results(models=models))
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+  assert legend(("factorvae",))[0] == (
+      "deconv: mean ± 1 sd over seeds per γ")
+  assert legend(("vae",))[0] == "deconv: mean ± 1 sd over seeds per β"
+  assert legend(("vae", "factorvae"))[-1] == "one run"
+  assert legend(("vae", "factorvae"))[0].endswith("per β/γ")
+
+
 def test_rate_distortion_without_mig(tmp_path):
   df = _results(models=("vae",))
   df = df[df.metric != "mig"]

@@ -16,7 +16,9 @@ def test_encoder_flops_match_a_hand_computation():
 
 def test_onnx_and_tf_hub_encoders_agree(tmp_path):
   # pylint: disable=g-import-not-at-top
-  import sbd_plugin  # pylint: disable=unused-import
+  # dlib first: on the current stack it installs the tf.estimator names
+  # tensorflow-hub 0.15 imports (README, "Supported stacks").
+  import disentanglement_lib  # pylint: disable=unused-import
   import tensorflow_hub as hub
   from sbd_plugin.scoring import onnx_model
   # pylint: enable=g-import-not-at-top

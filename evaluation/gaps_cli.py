@@ -23,7 +23,7 @@ from evaluation import study as study_lib
 from evaluation import tables
 
 
-def _rows(path, dataset):
+def dataset_rows(path, dataset):
   """The rows of `dataset` in the results table at `path`."""
   try:
     frame = pd.read_csv(path, dtype={"run_id": str, "metric": str},
@@ -63,7 +63,8 @@ def compare(first_path, first_dataset, second_path, second_dataset,
   if first_dataset == second_dataset:
     labels = ["%s (first)" % first_dataset, "%s (second)" % second_dataset]
   return endpoints.gap_difference_table(
-      _rows(first_path, first_dataset), _rows(second_path, second_dataset),
+      dataset_rows(first_path, first_dataset),
+      dataset_rows(second_path, second_dataset),
       baseline, metrics, labels=labels)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation import compare_cli
 from evaluation import endpoints
 from evaluation import gaps_cli
 from evaluation import layout
@@ -396,3 +397,52 @@ def test_a_damaged_heldout_errors_csv_costs_the_section_not_the_report(
   assert lines[0] == "## Held-out region"
   assert "does not read as held-out errors" in lines[2]
   assert "lacks columns ['model', 'beta'" in lines[2]
+
+
+# --- Two executions of one protocol (evaluation/compare_cli.py) ------------
+
+
+def test_compare_cli_tests_two_tables_within_each_decoder(tmp_path, capsys):
+  # A committed study against itself with broadcast's MIG shifted up.
+  results = os.path.join(REPO, "docs", "cpu_evidence", "results",
+                         "results.csv")
+  shifted = pd.read_csv(results, float_precision="round_trip")
+  moved = (shifted["decoder"] == "broadcast") & (shifted["metric"] == "mig")
+  shifted.loc[moved, "value"] += 1.0
+  second = tmp_path / "second.csv"
+  shifted.to_csv(second, index=False)
+  out_csv, figure = tmp_path / "cmp.csv", tmp_path / "cmp.png"
+  assert compare_cli.main([
+      results, str(second), "--dataset", "colored_sprites", "--labels",
+      "TF 2.15", "TF 2.21", "--metric", "mig", "--metric", "dci",
+      "--csv", str(out_csv), "--figure", str(figure)]) == 0
+  table = pd.read_csv(out_csv).set_index(["model", "metric", "decoder"])
+  moved_row = table.loc[("vae / broadcast", "mig", "TF 2.21")]
+  assert moved_row["diff_median"] == pytest.approx(1.0)
+  # 6 seeds each, every shifted seed above: the smallest exact p, Holm over
+  # the 4 tests (2 decoders x 2 primary metrics).
+  assert moved_row["p_value"] == pytest.approx(tables.min_exact_p(6, 6))
+  assert moved_row["p_holm"] == pytest.approx(4 * tables.min_exact_p(6, 6))
+  for cell in [("vae / deconv", "mig"), ("vae / broadcast", "dci"),
+               ("vae / deconv", "dci")]:
+    same = table.loc[cell + ("TF 2.21",)]
+    assert same["diff_median"] == 0 and same["p_value"] == 1.0
+  assert "| colored_sprites | vae / broadcast | 1 | mig | TF 2.21 |" in (
+      capsys.readouterr().out)
+  assert figure.stat().st_size > 0
+
+
+def test_compare_cli_refuses_what_it_cannot_compare(tmp_path, capsys):
+  results = os.path.join(REPO, "docs", "cpu_evidence", "results",
+                         "results.csv")
+  other = os.path.join(REPO, "docs", "claims", "factorvae", "results",
+                       "results.csv")
+  assert compare_cli.main([results, other, "--dataset",
+                           "colored_sprites"]) == 2
+  assert "share no model, decoder, beta and metric" in capsys.readouterr().err
+  assert compare_cli.main([results, results, "--dataset", "colored_sprites",
+                           "--labels", "a", "a"]) == 2
+  assert "The two labels must differ" in capsys.readouterr().err
+  assert compare_cli.main([results, results, "--dataset", "colored_sprites",
+                           "--metric", "migg"]) == 2
+  assert "Neither table has the metric(s) migg" in capsys.readouterr().err

@@ -19,7 +19,8 @@ LIGHT_MODULES = ("sbd_plugin", "sbd_plugin.atomic", "sbd_plugin.machine",
                  "evaluation.runner", "evaluation.worker",
                  "evaluation.executors", "evaluation.cli",
                  "evaluation.aggregate", "evaluation.tables",
-                 "evaluation.endpoints", "evaluation.gaps_cli")
+                 "evaluation.endpoints", "evaluation.gaps_cli",
+                 "evaluation.compare_cli")
 # Printed by the child: which heavy packages its code imported.
 _HEAVY = ("import sys; print(sorted(m for m in ('tensorflow', "
           "'disentanglement_lib') if m in sys.modules))")

@@ -1,8 +1,9 @@
 """dlib's aggregated results of a study as one tidy pandas table.
 
-Loads every metric result of the finished runs as dlib's own loader does (what
-`dlib_aggregate_results` runs, minus its TensorFlow file layer), then reshapes to one row per (run, metric)
-with the columns the tables and figures use, and records the library
+Loads every metric result of the finished runs as dlib's own loader does
+(what `dlib_aggregate_results` runs, minus its TensorFlow file layer), then
+reshapes to one row per (run, metric) with the columns the tables and figures
+use, and records the library
 versions. Only results that parse are aggregated, and every table is written
 atomically, so a killed or half-written step never breaks a report.
 """
@@ -55,8 +56,8 @@ def _load_like_dlib(path):
 
   The same parser (simplejson) and the same added "path" key; opened with
   `open` rather than dlib's TensorFlow `gfile`, so a report needs no
-  TensorFlow (disentanglement_lib/utils/aggregate_results.py; test_aggregate
-  checks the two agree).
+  TensorFlow (disentanglement_lib/utils/aggregate_results.py;
+  test_cli_e2e's aggregation test checks the two agree).
   """
   with open(path) as f:
     result = json.load(f)

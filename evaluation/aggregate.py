@@ -3,9 +3,9 @@
 Loads every metric result of the finished runs as dlib's own loader does
 (what `dlib_aggregate_results` runs, minus its TensorFlow file layer), then
 reshapes to one row per (run, metric) with the columns the tables and figures
-use, and records the library
-versions. Only results that parse are aggregated, and every table is written
-atomically, so a killed or half-written step never breaks a report.
+use, and records the library versions. Only results that parse are
+aggregated, and every table is written atomically, so a killed or
+half-written step never breaks a report.
 """
 import glob
 import io

@@ -20,7 +20,6 @@ import sys
 import pandas as pd
 
 from evaluation import figures
-from evaluation import gaps_cli
 from evaluation import markdown
 from evaluation import study as study_lib
 from evaluation import tables
@@ -82,8 +81,8 @@ def compare(first_path, second_path, dataset, labels=DEFAULT_LABELS,
     StudyError: if a file cannot be read or lacks the dataset, or the two
       share no cell.
   """
-  both = side_by_side(gaps_cli.dataset_rows(first_path, dataset),
-                      gaps_cli.dataset_rows(second_path, dataset), labels,
+  both = side_by_side(tables.dataset_rows(first_path, dataset),
+                      tables.dataset_rows(second_path, dataset), labels,
                       metrics)
   cells = both.groupby(["model", "beta", "metric"])["decoder"].nunique()
   if not (cells == 2).any():

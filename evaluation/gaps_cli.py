@@ -15,31 +15,10 @@ trained numbers differ across CPU types, so say where each study ran.
 import argparse
 import sys
 
-import pandas as pd
-
 from evaluation import endpoints
 from evaluation import markdown
 from evaluation import study as study_lib
 from evaluation import tables
-
-
-def dataset_rows(path, dataset):
-  """The rows of `dataset` in the results table at `path`."""
-  try:
-    frame = pd.read_csv(path, dtype={"run_id": str, "metric": str},
-                        float_precision="round_trip")
-  except (OSError, ValueError, pd.errors.ParserError) as e:
-    raise study_lib.StudyError("Cannot read %s as a results table: %s" % (
-        path, e)) from None
-  missing = [c for c in tables.REQUIRED_COLUMNS if c not in frame.columns]
-  if missing:
-    raise study_lib.StudyError("%s lacks the columns %s." % (
-        path, ", ".join(missing)))
-  rows = frame[frame["dataset"] == dataset]
-  if not len(rows):
-    raise study_lib.StudyError("%s has no rows of dataset %r (it has %s)." % (
-        path, dataset, ", ".join(sorted(map(str, frame["dataset"].unique())))))
-  return rows
 
 
 def compare(first_path, first_dataset, second_path, second_dataset,
@@ -63,8 +42,8 @@ def compare(first_path, first_dataset, second_path, second_dataset,
   if first_dataset == second_dataset:
     labels = ["%s (first)" % first_dataset, "%s (second)" % second_dataset]
   return endpoints.gap_difference_table(
-      dataset_rows(first_path, first_dataset),
-      dataset_rows(second_path, second_dataset),
+      tables.dataset_rows(first_path, first_dataset),
+      tables.dataset_rows(second_path, second_dataset),
       baseline, metrics, labels=labels)
 
 

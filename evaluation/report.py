@@ -388,8 +388,8 @@ def _lower_is_better_note(labels):
 
 # The plugin's datasets whose colour is continuous and scored by bin: the
 # `ColoredSprites` classes of `sbd_plugin.datasets.registry`, named here so
-# that a report imports neither dlib nor TensorFlow (test_report checks that
-# the two agree).
+# that a report imports neither dlib nor TensorFlow (test_datasets_sprites
+# checks that the two agree).
 BINNED_COLOUR_DATASETS = ("colored_sprites", "small_colored_sprites",
                           "colored_sprites_holdout_train",
                           "colored_sprites_holdout_test")

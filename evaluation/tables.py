@@ -61,6 +61,30 @@ def _check_columns(df, columns):
                      % (missing, list(df.columns)))
 
 
+def dataset_rows(path, dataset):
+  """The rows of `dataset` in the results table (results.csv) at `path`.
+
+  Raises:
+    StudyError: if the file cannot be read, lacks REQUIRED_COLUMNS or has
+      no rows of `dataset`.
+  """
+  try:
+    frame = pd.read_csv(path, dtype={"run_id": str, "metric": str},
+                        float_precision="round_trip")
+  except (OSError, ValueError, pd.errors.ParserError) as e:
+    raise study_lib.StudyError("Cannot read %s as a results table: %s" % (
+        path, e)) from None
+  missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+  if missing:
+    raise study_lib.StudyError("%s lacks the columns %s." % (
+        path, ", ".join(missing)))
+  rows = frame[frame["dataset"] == dataset]
+  if not len(rows):
+    raise study_lib.StudyError("%s has no rows of dataset %r (it has %s)." % (
+        path, dataset, ", ".join(sorted(map(str, frame["dataset"].unique())))))
+  return rows
+
+
 def decoder_order(decoders, baseline=study_lib.BASELINE):
   """Returns the decoders sorted with the baseline first (stable layout).
 

@@ -385,6 +385,28 @@ def test_report_without_runs_has_the_three_endpoints(tmp_path):
   assert set(rd["dataset"]) == {"ds"}  # one beta elsewhere: no curve
 
 
+def test_gaps_rebuilt_from_heldout_errors_csv_equal_those_of_the_models(
+    tmp_path):
+  # Errors that pandas' default float parser reads a bit off (checked
+  # below); the gaps and their interval must be those the models gave.
+  errors = _errors({"deconv": [0, 0, 0], "broadcast": [0, 0, 0]})
+  errors["error"] = np.random.RandomState(0).uniform(100, 1000, len(errors))
+  errors.loc[0, "error"] = 967.2964844509263
+  folder = str(tmp_path)
+  os.makedirs(layout.results_dir(folder))
+  errors.to_csv(layout.heldout_errors_csv(folder), index=False)
+  assert (pd.read_csv(layout.heldout_errors_csv(folder))["error"] !=
+          errors["error"]).any()
+  r = _report(_two_datasets(), tmp_path,
+              figures={"heldout": ["small", "small_test"]})
+  assert "### Held-out gap per seed" in "\n".join(report._heldout(r))
+  rebuilt = pd.read_csv(layout.heldout_gaps_csv(folder),
+                        float_precision="round_trip")
+  direct = endpoints.heldout_gap_table(endpoints.heldout_gaps(errors))
+  for column in ("median", "diff_median", "ci_low", "ci_high"):
+    assert rebuilt[column].tolist()[1:] == direct[column].tolist()[1:], column
+
+
 def test_a_damaged_heldout_errors_csv_costs_the_section_not_the_report(
     tmp_path):
   folder = str(tmp_path)

@@ -18,7 +18,9 @@ With tf-keras installed (the Python 3.12+ stack, TensorFlow 2.16+) it also
 sets TF_USE_LEGACY_KERAS=1, for the same reason (read once, at load): dlib's
 `tf.compat.v1.layers` need Keras 2 (tf-keras) in graph mode, and TensorFlow
 2.16+ loads Keras 3 otherwise. The 3.11 stack has no tf-keras and is left
-alone (TensorFlow 2.15 would try to import it).
+alone (TensorFlow 2.15 would try to import it). Without tensorflow-estimator
+(TensorFlow 2.16+) a first import of `gin.tf` or `tensorflow_hub` also installs
+the plugin's `tf.estimator` names before they load: both read them at import.
 
 With SBD_PORTABLE=1 it first sets portable mode's variables
 (`sbd_plugin.portable`: numpy's SIMD dispatch, OpenBLAS's kernel and threads,
@@ -33,6 +35,8 @@ import sys
 _TARGET = "disentanglement_lib"
 _ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 _LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
+# Packages that read tf.estimator's names at import (see _EstimatorUsersFinder).
+_ESTIMATOR_USERS = ("gin.tf", "tensorflow_hub")
 
 
 class _ActivatingLoader(importlib.abc.Loader):
@@ -52,6 +56,29 @@ class _ActivatingLoader(importlib.abc.Loader):
     self._loader.exec_module(module)
     import sbd_plugin.dlib_bridge  # pylint: disable=g-import-not-at-top
     sbd_plugin.dlib_bridge.activate()
+
+
+class _EstimatorUsersFinder(importlib.abc.MetaPathFinder):
+  """Before a first `gin.tf` or `tensorflow_hub`, installs `tf.estimator`.
+
+  Only without tensorflow-estimator (TensorFlow 2.16+): both packages read
+  its names while they load, so a script that imports either before dlib
+  failed (`current_stack.install_estimator_namespace`).
+  """
+
+  def __init__(self):
+    self._pending = set(_ESTIMATOR_USERS)
+
+  def find_spec(self, fullname, path, target=None):
+    if fullname not in self._pending:
+      return None
+    self._pending.discard(fullname)
+    from sbd_plugin.dlib_bridge import current_stack  # pylint: disable=g-import-not-at-top
+    current_stack.install_estimator_namespace()
+    # The usual finders load the package now. This finder stays in
+    # sys.meta_path: removing it while the import system walks it would
+    # make it skip the next finder.
+    return None
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -92,6 +119,9 @@ def install():
     import importlib.util  # pylint: disable=g-import-not-at-top
     if importlib.util.find_spec("tf_keras") is not None:
       os.environ.setdefault(_LEGACY_KERAS, "1")
+    if (importlib.util.find_spec("tensorflow_estimator") is None and
+        not any(isinstance(f, _EstimatorUsersFinder) for f in sys.meta_path)):
+      sys.meta_path.insert(0, _EstimatorUsersFinder())
   if _TARGET in sys.modules:
     return
   if not any(isinstance(f, _Finder) for f in sys.meta_path):

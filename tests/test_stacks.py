@@ -63,6 +63,25 @@ def test_dlib_sees_the_estimator_names_it_uses_on_the_current_stack():
 
 
 @current_stack_only
+@pytest.mark.parametrize("first", ["tensorflow_hub", "gin.tf"])
+def test_gin_tf_or_tensorflow_hub_imported_before_dlib_loads(first):
+  # Both read tf.estimator's names while they load: a script that imports
+  # one of them first failed (ImportError, AttributeError) before the hook
+  # installed the names for them.
+  out = run_tool([sys.executable, "-c", "\n".join([
+      "import importlib, sys",
+      "importlib.import_module(%r)" % first,
+      "assert 'disentanglement_lib' not in sys.modules",
+      "import gin.tf, tensorflow_hub as hub",
+      "from disentanglement_lib.methods.unsupervised import train",
+      "from sbd_plugin import dlib_bridge",
+      "assert dlib_bridge._ACTIVE == [f.name for f in dlib_bridge.FIXES]",
+      "print(hub.create_module_spec.__name__)",
+  ])]).stdout.split()
+  assert out[-1:] == ["create_module_spec"]
+
+
+@current_stack_only
 def test_requesting_the_estimator_where_there_is_none_says_so():
   proc = run_tool([sys.executable, "-c",
                    "import disentanglement_lib.methods.unsupervised.train"],

@@ -60,7 +60,12 @@ def estimator_namespace():
   return namespace
 
 
-def _install_estimator_namespace():
+def install_estimator_namespace():
+  """Installs the stand-in `tf.estimator` (TF 2.16+ only; idempotent).
+
+  Also called by the start-up hook when `gin.tf` or `tensorflow_hub` is
+  imported before dlib: both read these names while they load.
+  """
   if not needs_current_stack_fixes():
     return
   # pylint: disable=g-import-not-at-top
@@ -106,7 +111,7 @@ FIRST = (
          "methods/unsupervised/train.py (imports gin.tf: SessionRunHook)",
          "every module importing tensorflow_hub 0.15 (Exporter)"],
         "TensorFlow 2.16+ ships no tf.estimator; a namespace with the names "
-        "read stands in (TF 2.16+ only)", _install_estimator_namespace),
+        "read stands in (TF 2.16+ only)", install_estimator_namespace),
 )
 
 # After stack_fixes.FIXES: dlib's modules import only once those are in place.

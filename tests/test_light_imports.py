@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests import helpers
 from tests.helpers import REPO
 from tests.helpers import run_tool
 
@@ -41,6 +42,25 @@ def test_planning_a_study_loads_neither_dlib_nor_tensorflow():
   code = ("from evaluation import cli\n"
           "assert cli.main(['plan', %r]) in (0, None)" % study)
   assert _heavy_after(code) == "[]"
+
+
+def test_the_runner_process_loads_neither_dlib_nor_tensorflow(tiny_study,
+                                                              tmp_path):
+  # `sbd_study run --no-report` on a copy of the finished tiny study: it
+  # plans, checks, skips the finished runs, starts workers for the two that
+  # fail by design (TensorFlow loads in them, not here) and aggregates.
+  out = helpers.copy_study(tiny_study, tmp_path / "out")
+  logs = {r: out / "runs" / r / "worker.log"
+          for r in helpers.TINY_STUDY_FAILING}
+  before = {r: log.read_text().count("[worker] ") for r, log in logs.items()}
+  code = ("from evaluation import cli\n"
+          "assert cli.main(['run', %r, '--output', %r, '--no-report', "
+          "'--retries', '0']) == 1" % (str(tiny_study.spec), str(out)))
+  assert _heavy_after(code) == "[]"
+  for run_id, log in logs.items():  # Their workers did run again.
+    assert log.read_text().count("[worker] ") > before[run_id], run_id
+  assert (out / "results" / "results.csv").read_bytes() == (
+      tiny_study.out / "results" / "results.csv").read_bytes()
 
 
 def test_a_report_from_the_results_table_loads_neither_dlib_nor_tensorflow(

@@ -226,6 +226,30 @@ def exit_when_gone(pid, poll_seconds=1.0):
   threading.Thread(target=watch, name="exit_when_gone", daemon=True).start()
 
 
+def keep_niceness(pid):
+  """Gives child `pid`, in a session of its own, this process's niceness.
+
+  With the kernel's autogroups (on by default on most desktop Linux) the
+  nice value only ranks processes within one session, and a new session
+  gets a group of full weight: a worker of `nice -n 19 sbd_study run` took
+  as much CPU as the user's other work. Its session's group gets this
+  process's nice value instead. Best effort: without autogroups (no such
+  /proc file) nothing changes, and neither does the worker's own nice
+  value, which it inherits.
+
+  Args:
+    pid: Process id of a child that started a session of its own.
+  """
+  niceness = os.nice(0)
+  if niceness <= 0:
+    return
+  try:
+    with open("/proc/%d/autogroup" % pid, "w") as f:
+      f.write(str(niceness))
+  except OSError:
+    pass
+
+
 class Children(object):
   """Worker processes started by this process, stoppable all at once.
 
@@ -258,6 +282,7 @@ class Children(object):
                               stdin=subprocess.DEVNULL, env=env, cwd=cwd,
                               start_new_session=True)
       self._procs.add(proc)
+    keep_niceness(proc.pid)
     return proc
 
   def poll(self, proc):

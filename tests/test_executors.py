@@ -9,6 +9,8 @@ the SLURM executor writes its sbatch files against stand-in `sbatch`,
 import json
 import os
 import signal
+import sys
+import textwrap
 import time
 
 import pandas as pd
@@ -250,3 +252,26 @@ def test_progress_shows_step_rate_and_eta_of_running_trainings(tmp_path):
   assert (bar.n, bar.total) == (250, 1000)
   assert bar.postfix == "5.0 steps/s, ETA 2m30s"
   view.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"),
+                    reason="this kernel has no autogroups")
+def test_a_niced_runner_starts_its_workers_niced_in_their_own_sessions():
+  # With autogroups, a worker's new session would otherwise get full weight
+  # beside the user's other work, whatever `nice sbd_study run` asked for.
+  code = textwrap.dedent("""
+      import os
+      from evaluation import processes
+      os.nice(7)
+      children = processes.Children()
+      with open(os.devnull, "w") as log:
+        proc = children.start(["sleep", "30"], log, dict(os.environ))
+      with open("/proc/%d/autogroup" % proc.pid) as f:
+        print(f.read().strip())
+      print(os.getsid(proc.pid) == proc.pid, os.getpriority(
+          os.PRIO_PROCESS, proc.pid))
+      children.terminate_all()
+      """)
+  out = helpers.run_tool([sys.executable, "-c", code]).stdout.splitlines()
+  assert out[-2].endswith(" nice 7"), out
+  assert out[-1] == "True 7", out

@@ -400,6 +400,9 @@ def _colour_factors_note(datasets):
   binned = [d for d in datasets if d in BINNED_COLOUR_DATASETS]
   if not binned:
     return []
+  names = ["`%s`" % d for d in binned]
+  if len(names) > 1:
+    names = [", ".join(names[:-1]), names[-1]]
   return ["Factors: colour in %s is continuous, as in the paper: each "
           "sprite's hue, saturation and value are drawn uniformly inside the "
           "HSV box of its colour bin (docs/datasets/sprites.md). dlib's "
@@ -410,7 +413,7 @@ def _colour_factors_note(datasets):
           "factors are the continuous HSV coordinates and it does not say "
           "how it discretised them for MIG, so the colour factors' share of "
           "these scores is comparable only between studies with the same "
-          "bins." % ", ".join("`%s`" % d for d in binned), ""]
+          "bins." % " and ".join(names), ""]
 
 
 @dataclasses.dataclass(frozen=True)

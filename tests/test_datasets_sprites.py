@@ -413,3 +413,17 @@ def test_the_report_knows_which_datasets_score_colour_by_bin():
   binned = {name for name in registry.PLUGIN_DATASETS if issubclass(
       registry.PLUGIN_DATASETS.load(name), colored_sprites.ColoredSprites)}
   assert set(report.BINNED_COLOUR_DATASETS) == binned
+
+
+def test_the_colour_note_names_every_binned_dataset_of_a_study_as_a_list():
+  from evaluation import report  # pylint: disable=g-import-not-at-top
+  note = report._colour_factors_note(  # pylint: disable=protected-access
+      ["small_colored_sprites", "object_in_room", "colored_sprites"])[0]
+  assert note.startswith("Factors: colour in `small_colored_sprites` and "
+                         "`colored_sprites` is continuous")
+  three = report._colour_factors_note(  # pylint: disable=protected-access
+      ["colored_sprites", "colored_sprites_holdout_train",
+       "colored_sprites_holdout_test"])[0]
+  assert ("colour in `colored_sprites`, `colored_sprites_holdout_train` and "
+          "`colored_sprites_holdout_test` is" in three)
+  assert report._colour_factors_note(["object_in_room"]) == []  # pylint: disable=protected-access

@@ -84,7 +84,9 @@ def compare(first_path, second_path, dataset, labels=DEFAULT_LABELS,
   both = side_by_side(tables.dataset_rows(first_path, dataset),
                       tables.dataset_rows(second_path, dataset), labels,
                       metrics)
-  cells = both.groupby(["model", "beta", "metric"])["decoder"].nunique()
+  # dropna=False: an external model's beta is unknown (NaN) in both files.
+  cells = both.groupby(["model", "beta", "metric"],
+                       dropna=False)["decoder"].nunique()
   if not (cells == 2).any():
     raise study_lib.StudyError(
         "%s and %s share no model, decoder, beta and metric of %r: nothing "

@@ -41,10 +41,16 @@ def compare(first_path, first_dataset, second_path, second_dataset,
   labels = [first_dataset, second_dataset]
   if first_dataset == second_dataset:
     labels = ["%s (first)" % first_dataset, "%s (second)" % second_dataset]
-  return endpoints.gap_difference_table(
-      tables.dataset_rows(first_path, first_dataset),
-      tables.dataset_rows(second_path, second_dataset),
-      baseline, metrics, labels=labels)
+  first = tables.dataset_rows(first_path, first_dataset)
+  second = tables.dataset_rows(second_path, second_dataset)
+  known = set(first["metric"]) | set(second["metric"])
+  unknown = [m for m in metrics or () if m not in known]
+  if unknown:
+    raise study_lib.StudyError(
+        "Neither file has the metric(s) %s in these rows (they have: %s)." % (
+            ", ".join(unknown), ", ".join(sorted(known))))
+  return endpoints.gap_difference_table(first, second, baseline, metrics,
+                                        labels=labels)
 
 
 def main(argv=None):

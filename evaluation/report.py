@@ -343,7 +343,9 @@ def _heldout_section(study, frame, output_dir):
   """The held-out generalisation figure, what the metrics there mean, and
   the held-out gap per seed."""
   seen, unseen = study.figures["heldout"]
-  errors = analysis.heldout_errors(frame, seen, unseen,
+  # External models have no trained model folder to reconstruct with.
+  trained = frame[~frame["decoder"].isin(study.external_names)]
+  errors = analysis.heldout_errors(trained, seen, unseen,
                                    _bindings_for(study, seen))
   errors.to_csv(layout.heldout_errors_csv(output_dir), index=False)
   title = "Generalisation to the held-out region"
@@ -491,8 +493,12 @@ def _comparison(r):
   table = tables.comparison_table(r.frame, study.baseline,
                                   study.primary_metrics)
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
+  # Holm's secondary family: the rows the table has; a metric without any
+  # value (e.g. a downstream size the study does not compute) has none.
+  shown = set(table["metric"])
   secondary = [m for m in metrics_lib.labels(study.metrics)
-               if m not in study.primary_metrics]
+               if m not in study.primary_metrics and m in shown]
+  empty = [m for m in metrics_lib.labels(study.metrics) if m not in shown]
   lines = ["## Spatial Broadcast vs baseline", "",
            "Per dataset, model, beta (the model's regularisation strength: "
            "FactorVAE's γ, DIP-VAE's λ_od, annealed VAE's C_max, else β) and "
@@ -516,29 +522,60 @@ def _comparison(r):
                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
                tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
                ", ".join(secondary) or "none")]
+  if empty:
+    lines[-1] += (" No run has a value of %s, so %s not in the table." % (
+        ", ".join(empty), "it is" if len(empty) == 1 else "they are"))
+  lines[-1] += _few_seeds_interval_note(table)
   if r.lower_is_better:
     lines[-1] += " " + _lower_is_better_note(r.lower_is_better)
   lines += [""]
   with open([p for p in paths if p.endswith(".md")][0]) as f:
     lines += [f.read().strip(), ""]
-  seeds = len({run.seed for run in study.runs})
-  primary_tests = tables.num_tests(table, tables.PRIMARY)
-  if primary_tests:
-    needed = tables.seeds_needed(primary_tests)
-    floor = tables.min_exact_p(seeds, seeds)
-    lines += ["With %d seeds per decoder the smallest possible two-sided "
-              "exact Mann-Whitney p-value is 2 / C(%d, %d) = %.2g (all seeds "
-              "of one decoder above all of the other's); Holm multiplies the "
-              "smallest of the study's %d primary tests by %d, so p Holm < "
-              "%g needs at least %d seeds per decoder%s." % (
-                  seeds, 2 * seeds, seeds, floor, primary_tests,
-                  primary_tests, tables.ALPHA, needed,
-                  " (this study has %d)" % seeds if seeds < needed else
-                  ", which this study has"), ""]
+  lines += _seeds_needed_lines(table)
   lines += ["Also as " + ", ".join("[%s](%s)" % (
       os.path.splitext(p)[1][1:].upper(), os.path.relpath(p, output_dir))
                                    for p in paths) + ".", ""]
   return lines
+
+
+def _few_seeds_interval_note(table):
+  """A warning when an interval comes from 3 or fewer seeds per group."""
+  with_ci = table[table["ci_low"].notna()]
+  if not len(with_ci):
+    return ""
+  base = table[table["decoder"] == table["baseline"]]
+  fewest = min([int(with_ci["n"].min())] + [int(n) for n in base["n"]])
+  if fewest > 3:
+    return ""
+  return (" Here some cells have only %d seeds per decoder: a bootstrap of "
+          "so few values can take only a handful of medians, so the interval "
+          "is not a usable confidence interval (it excludes 0 often when "
+          "there is no difference); read p, which is exact." % fewest)
+
+
+def _seeds_needed_lines(table):
+  """How small p can be with the seeds the primary cells have, and how many
+  seeds Holm needs: counted in the table (failed runs and external models'
+  own seeds change them), not in the study's plan."""
+  primary_tests = tables.num_tests(table, tables.PRIMARY)
+  primary = table[table["family"] == tables.PRIMARY]
+  if not primary_tests or not len(primary):
+    return []
+  fewest, most = int(primary["n"].min()), int(primary["n"].max())
+  if fewest < 1:
+    return []
+  needed = tables.seeds_needed(primary_tests)
+  seeds = ("%d seeds per decoder" % fewest if fewest == most else
+           "as few as %d seeds in a primary cell (up to %d)" % (fewest, most))
+  return ["With %s the smallest possible two-sided exact Mann-Whitney "
+          "p-value is 2 / C(%d, %d) = %.2g (all seeds of one decoder above "
+          "all of the other's); Holm multiplies the smallest of the study's "
+          "%d primary tests by %d, so p Holm < %g needs at least %d seeds "
+          "per decoder%s." % (
+              seeds, 2 * fewest, fewest, tables.min_exact_p(fewest, fewest),
+              primary_tests, primary_tests, tables.ALPHA, needed,
+              " (this study has %d)" % fewest if fewest < needed else
+              ", which this study has"), ""]
 
 
 def _result_figures(r):

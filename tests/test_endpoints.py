@@ -468,3 +468,100 @@ def test_compare_cli_refuses_what_it_cannot_compare(tmp_path, capsys):
   assert compare_cli.main([results, results, "--dataset", "colored_sprites",
                            "--metric", "migg"]) == 2
   assert "Neither table has the metric(s) migg" in capsys.readouterr().err
+
+
+# --- What the comparison section says about its own table ---------------------
+
+
+def _five_against_five(failed=0):
+  """MIG of 5 seeds per decoder on one dataset, `failed` deconv seeds lost."""
+  cells = {("ds", 1.0, "deconv"): [(0.1 + 0.01 * s, 100.0, 10.0)
+                                   for s in range(5 - failed)],
+           ("ds", 1.0, "broadcast"): [(0.5 + 0.01 * s, 90.0, 9.0)
+                                      for s in range(5)]}
+  return _frame(cells)
+
+
+def test_the_seed_sentence_counts_the_seeds_in_the_table_not_the_plan(
+    tmp_path):
+  runs = [_run("ds", d, s) for d in ("deconv", "broadcast") for s in range(5)]
+  full = "\n".join(report._comparison(_report(_five_against_five(),
+                                              tmp_path, runs)))
+  assert ("With 5 seeds per decoder the smallest possible two-sided exact "
+          "Mann-Whitney p-value is 2 / C(10, 5) = 0.0079" in full)
+  assert ", which this study has." in full
+  # Two deconv runs failed: the cell has 3 seeds, whatever the plan says.
+  lost = "\n".join(report._comparison(_report(_five_against_five(failed=2),
+                                              tmp_path, runs)))
+  assert ("With as few as 3 seeds in a primary cell (up to 5) the smallest "
+          "possible two-sided exact Mann-Whitney p-value is 2 / C(6, 3) = "
+          "0.1" in lost)
+  assert "(this study has 3)." in lost
+  assert "which this study has" not in lost
+
+
+def test_few_seeds_get_a_warning_about_the_interval(tmp_path):
+  five = "\n".join(report._comparison(_report(_five_against_five(), tmp_path)))
+  assert "not a usable confidence interval" not in five
+  three = "\n".join(report._comparison(_report(
+      _five_against_five(failed=2), tmp_path)))
+  assert ("Here some cells have only 3 seeds per decoder: a bootstrap of so "
+          "few values can take only a handful of medians, so the interval is "
+          "not a usable confidence interval" in three)
+
+
+def test_a_metric_without_values_is_not_listed_in_holms_family(tmp_path):
+  study = study_lib.Study(
+      name="synthetic", description="", runs=[], figures={},
+      source="synthetic.toml", baseline="deconv",
+      metrics=("mig", "factor_vae"), primary_metrics=("mig",))
+  r = report._Report(study, str(tmp_path), _five_against_five(), False,
+                     layout.results_csv(str(tmp_path)),
+                     layout.versions_json(str(tmp_path)), [])
+  text = "\n".join(report._comparison(r))
+  assert "separately over those of the secondary ones (none)" in text
+  assert ("No run has a value of factor_vae, so it is not in the table."
+          in text)
+
+
+def test_gaps_cli_names_an_unknown_metric(capsys):
+  path = os.path.join(REPO, "docs", "cpu_evidence", "results", "results.csv")
+  assert gaps_cli.main([path, "colored_sprites", path, "colored_sprites",
+                        "--metric", "MIG"]) == 2
+  err = capsys.readouterr().err
+  assert "Neither file has the metric(s) MIG in these rows" in err
+  assert "mig" in err
+
+
+def test_compare_cli_matches_rows_whose_beta_is_unknown(tmp_path):
+  frame = _five_against_five()
+  frame["beta"] = float("nan")  # An external model's beta in a sweep.
+  paths = [str(tmp_path / name) for name in ("a.csv", "b.csv")]
+  for path in paths:
+    frame.to_csv(path, index=False)
+  table, _ = compare_cli.compare(paths[0], paths[1], "ds")
+  assert len(table) == 4  # Two stacks x two decoders, one metric.
+
+
+def test_the_heldout_section_reconstructs_only_trained_models(tmp_path,
+                                                              monkeypatch):
+  frame = _five_against_five()
+  external = frame[frame["decoder"] == "broadcast"].assign(
+      decoder="mymodel", run_id=lambda f: f["run_id"] + "-external")
+  frame = pd.concat([frame, external], ignore_index=True)
+  given = []
+
+  def heldout_errors(runs, seen, unseen, bindings):
+    given.append(set(runs["decoder"]))
+    return pd.DataFrame()  # No finished runs: the section says so.
+
+  monkeypatch.setattr(report.analysis, "heldout_errors", heldout_errors)
+  study = study_lib.Study(
+      name="synthetic", description="", runs=[], figures={
+          "heldout": ["ds", "ds_test"]}, source="synthetic.toml",
+      baseline="deconv", metrics=("mig",), primary_metrics=("mig",),
+      external_names=("mymodel",))
+  os.makedirs(layout.results_dir(str(tmp_path)))
+  lines = report._heldout_section(study, frame, str(tmp_path))
+  assert given == [{"deconv", "broadcast"}]
+  assert "No finished runs on `ds`." in lines

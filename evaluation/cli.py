@@ -136,6 +136,9 @@ def _report(study, output_dir, outcomes):
     raise study_lib.StudyError(
         "%s holds no study (no %s): run the study first." % (
             output_dir, layout.STUDY_COPY))
+  # Rows are matched to runs by id, and studies share ids: another study's
+  # file would report these numbers under its name.
+  runner.check_same_study(study, output_dir)
   lock = runner.lock_output_dir(output_dir)
   try:
     faults.point("report")

@@ -50,6 +50,13 @@ TRAIN_STATS = ("loss", "reconstruction_loss", "regularizer", "kl_loss", "elbo")
 # its off-diagonal weight; AnnealedVAE: its final capacity).
 REGULARISATION_KEYS = ("vae.beta", "factor_vae.gamma", "beta_tc_vae.beta",
                        "dip_vae.lambda_od", "annealed_vae.c_max")
+# Each of the plugin's models' regularisation strength, the one parameter a
+# study's [sweep] may vary for it (another would be pooled into one row).
+MODEL_REGULARISATION = {"vae": "vae.beta", "beta_vae": "vae.beta",
+                        "factorvae": "factor_vae.gamma",
+                        "beta_tc_vae": "beta_tc_vae.beta",
+                        "dip_vae": "dip_vae.lambda_od",
+                        "annealed_vae": "annealed_vae.c_max"}
 # How figures and captions name each model's value in the `beta` column
 # (dlib's parameter of the key above); "β" for the others.
 REGULARISATION_SYMBOLS = {"factorvae": "γ", "dip_vae": "λ_od",

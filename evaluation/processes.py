@@ -75,7 +75,7 @@ class FolderLock(object):
     Args:
       what: What holds the lock, recorded in the file for the error message.
     """
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd, writable = self._open()
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -86,11 +86,27 @@ class FolderLock(object):
       if e.errno in _NO_FLOCK:
         return self._acquire_file(what)
       raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, ("%s (pid %d on %s)" % (what, os.getpid(),
-                                         os.uname().nodename)).encode(), 0)
+    if writable:
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, ("%s (pid %d on %s)" % (what, os.getpid(),
+                                           os.uname().nodename)).encode(), 0)
     self._fd = fd
     return self
+
+  def _open(self):
+    """Opens the lock file, made with the umask's mode (0666 minus it).
+
+    Returns:
+      (descriptor, writable). A lock file another user made without group
+      write (older versions used 0644) is opened read-only: flock works on it,
+      only the holder's name is not written.
+    """
+    try:
+      return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666), True
+    except PermissionError:
+      if not os.path.exists(self.path):
+        raise
+      return os.open(self.path, os.O_RDONLY), False
 
   def _acquire_file(self, what):
     """The fallback: creates `file_path` exclusively, or names its holder."""
@@ -99,7 +115,7 @@ class FolderLock(object):
     for _ in range(2):  # Once more after removing a stale file.
       try:
         fd = os.open(self.file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                     0o644)
+                     0o666)
       except FileExistsError:
         holder = self._read_file()
         if holder is None and self._age() < _UNWRITTEN_SECONDS:
@@ -259,7 +275,9 @@ class Children(object):
 
   def __init__(self):
     self._procs = set()
-    self._lock = threading.Lock()
+    # Reentrant: the runner's SIGTERM / SIGINT handler calls `terminate_all`
+    # in the main thread, possibly while that thread is inside `start`.
+    self._lock = threading.RLock()
     self.stopping = False
 
   def start(self, command, log, env, cwd=None):

@@ -21,10 +21,8 @@ executor; a SIGKILL of the runner kills its local workers too
 """
 import collections
 import dataclasses
-import filecmp
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -55,6 +53,8 @@ class Outcome:
   timings: Dict[str, float] = dataclasses.field(default_factory=dict)
   # A failed run's error.log (its full traceback), if the worker wrote one.
   error_log: str = ""
+
+
 def prepare_output_dir(study, output_dir):
   """Creates the output folder, or checks that it holds this same study.
 
@@ -67,24 +67,29 @@ def prepare_output_dir(study, output_dir):
     raise study_lib.StudyError(
         "--output %s is a file, not a folder: choose a new or empty folder."
         % output_dir)
-  if os.path.exists(copy):
-    if not filecmp.cmp(copy, study.source, shallow=False):
+  if not os.path.exists(copy):
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
       raise study_lib.StudyError(
-          "%s already holds results of a different study (%s differs from "
-          "%s). Use another --output folder, or restore the original study "
-          "file to resume it." % (output_dir, copy, study.source))
-  elif os.path.isdir(output_dir) and os.listdir(output_dir):
-    raise study_lib.StudyError(
-        "%s exists and is not a study folder; choose an empty or new --output "
-        "folder." % output_dir)
-  else:
+          "%s exists and is not a study folder; choose an empty or new "
+          "--output folder." % output_dir)
     try:
       os.makedirs(output_dir, exist_ok=True)
-      with atomic.atomic_path(copy) as tmp:
-        shutil.copyfile(study.source, tmp)
+      atomic.copy_if_absent(study.source, copy)
     except OSError as e:
       raise study_lib.StudyError("Cannot create the study folder %s: %s." % (
           output_dir, e.strerror or e)) from None
+  check_same_study(study, output_dir)
+
+
+def check_same_study(study, output_dir):
+  """Raises StudyError unless the folder's study copy says what `study` says."""
+  copy = layout.study_copy(output_dir)
+  if not study_lib.same_study(copy, study.source):
+    raise study_lib.StudyError(
+        "%s already holds results of a different study (%s differs from %s "
+        "in more than comments). Use another --output folder, or give the "
+        "study file the folder was made with (its copy is %s)." % (
+            output_dir, copy, study.source, copy))
 
 
 def lock_output_dir(output_dir):
@@ -96,6 +101,12 @@ def lock_output_dir(output_dir):
         "%s is in use by another runner: %s. Wait for it to finish or stop "
         "it (a killed runner frees the folder at once)." % (output_dir, e)
     ) from None
+  except PermissionError as e:
+    raise study_lib.StudyError(
+        "Cannot take the lock of %s (%s: permission denied). The folder "
+        "belongs to another user: ask them to make it group-writable "
+        "(chmod -R g+w), or use another --output folder." % (
+            output_dir, e.filename)) from None
 
 
 def worker_command(spec, phase):
@@ -119,30 +130,51 @@ def tasks_left(output_dir, run, env=()):
                     layout.worker_log(directory), env) for phase in phases]
 
 
+# The last line of a Python traceback: "ValueError: ...".
+_EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)")
+
+
+def _last_attempt_lines(directory):
+  """The non-empty lines of worker.log after its last attempt marker."""
+  try:
+    with open(layout.worker_log(directory), errors="replace") as f:
+      lines = [l.rstrip() for l in f if l.strip()]
+  except FileNotFoundError:
+    return []
+  starts = [i for i, l in enumerate(lines)
+            if l.startswith(worker.ATTEMPT_MARKER)]
+  return lines[starts[-1] + 1:] if starts else lines
+
+
 def _error_excerpt(output_dir, run, error):
-  """The line that says why a run failed, whole; `error`: the executor's words.
+  """The line that says why a run's last attempt failed, whole.
 
-  The last exception line of its error.log (or worker.log): the first line
-  of the message of the exception that ended the worker.
+  The last exception line the attempt wrote to worker.log (the worker prints
+  its traceback there and into error.log): the first line of the message of
+  the exception that ended it. Without one (a SIGKILL, a second worker),
+  `error`, the executor's words, with the attempt's last line of output.
+  Earlier attempts' lines are never used: they may name an error fixed since.
   """
-  directory = study_lib.run_dir(output_dir, run)
-  for path in (layout.error_path(directory), layout.worker_log(directory)):
-    if os.path.exists(path):
-      with open(path, errors="replace") as f:
-        lines = [l.rstrip() for l in f if l.strip()]
-      errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)", l)]
-      if errors or lines:
-        return (errors or lines)[-1]
-  return error or "worker exited without output"
+  lines = _last_attempt_lines(study_lib.run_dir(output_dir, run))
+  errors = [l for l in lines if _EXCEPTION_LINE.match(l)]
+  if errors:
+    return errors[-1]
+  error = error or "worker exited without output"
+  return "%s; its last output: %s" % (error, lines[-1]) if lines else error
 
 
-def _stop_on_signals(executor):
-  """On SIGTERM or SIGINT: stop every task, then leave with 128 + signal."""
+def _stop_on_signals(executor, lock):
+  """On SIGTERM or SIGINT: stop every task, free the folder, exit 128 + signal.
+
+  The lock is released by hand: `os._exit` skips `finally` blocks, and where
+  there is no flock the lock is a file only `release` removes.
+  """
   if threading.current_thread() is not threading.main_thread():
     return
 
   def handler(signum, unused_frame):
     executor.stop()
+    lock.release()
     os._exit(128 + signum)  # pylint: disable=protected-access
 
   for sig in (signal.SIGTERM, signal.SIGINT):
@@ -355,7 +387,7 @@ def run_study(study, output_dir, executor="local", jobs=None, overrides=None,
   lock = lock_output_dir(output_dir)
   try:
     chosen = executors.create(executor, settings(study, output_dir, overrides))
-    _stop_on_signals(chosen)
+    _stop_on_signals(chosen, lock)
     try:
       return _run_all(study, output_dir, chosen, jobs, progress)
     except BaseException:
@@ -381,8 +413,12 @@ def _ended(output_dir, run, error):
   outcome = _outcome(output_dir, run, "failed",
                      _error_excerpt(output_dir, run, error) if error else
                      "no DONE.json written")
-  log = layout.error_path(study_lib.run_dir(output_dir, run))
-  outcome.error_log = log if os.path.exists(log) else ""
+  # error.log is this attempt's only if the attempt got the run's lock (the
+  # worker then removes an earlier one) and ended on an exception.
+  directory = study_lib.run_dir(output_dir, run)
+  log = layout.error_path(directory)
+  fresh = any(_EXCEPTION_LINE.match(l) for l in _last_attempt_lines(directory))
+  outcome.error_log = log if fresh and os.path.exists(log) else ""
   return outcome
 
 

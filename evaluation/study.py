@@ -554,6 +554,35 @@ def problems_text(path, problems):
       "\n".join("  - " + p for p in problems))
 
 
+def _sweep_problem(key, models):
+  """Why the tables cannot show a sweep of gin parameter `key`, or None.
+
+  The tables, figures and tests compare decoders per dataset, model and
+  regularisation strength (the `beta` column); runs that differ in anything
+  else would be pooled into one row, and a model that ignores the swept
+  parameter would repeat one run under several labels.
+  """
+  if key not in layout.REGULARISATION_KEYS:
+    return ("%s is not a model's regularisation strength, the one setting a "
+            "sweep may vary (%s): the tables would pool the runs of every "
+            "value into one row. Give each value a study of its own (a "
+            "[train] binding)." % (
+                _with_suggestion(key, layout.REGULARISATION_KEYS),
+                ", ".join(layout.REGULARISATION_KEYS)))
+  ignoring = [m for m in models
+              if layout.MODEL_REGULARISATION.get(m, key) != key]
+  if ignoring:
+    return ("model%s %s ignore%s %r (%s), so %s runs would repeat each "
+            "other under different labels: sweep each model's own "
+            "parameter in a study of its own." % (
+                "s" if len(ignoring) > 1 else "", ", ".join(ignoring),
+                "" if len(ignoring) > 1 else "s", key,
+                "; ".join("%s's is %s" % (m, layout.MODEL_REGULARISATION[m])
+                          for m in ignoring),
+                "their" if len(ignoring) > 1 else "its"))
+  return None
+
+
 def _model_config_hint(decoder, model, base):
   """A close decoder that has a config for `model`, for a missing pair."""
   suffix = "_%s.gin" % model
@@ -639,6 +668,10 @@ def parse_study(path):
     for name, bindings in table.items():
       plan.bindings("%s.%s" % (field, name), bindings)
   for key in sweep_keys:
+    problem = _sweep_problem(key, spec["models"])
+    if problem:
+      plan.problems.append('sweep."%s": %s' % (key, problem))
+      continue
     plan.bindings('sweep."%s"' % key,
                   ["%s = %s" % (key, gin_literal(v)) for v in sweep[key]])
   runs = []
@@ -731,6 +764,23 @@ def _resolve_model(path, base):
     raise StudyError("External model file %r not found (looked next to the "
                      "study file: %s)." % (path, candidate))
   return candidate
+
+
+def same_study(path_a, path_b):
+  """True if two study files say the same: equal bytes, or equal TOML.
+
+  Comments and layout may differ (a study file's header gains its measured
+  time after a run); every value must be equal.
+  """
+  with open(path_a, "rb") as a, open(path_b, "rb") as b:
+    text_a, text_b = a.read(), b.read()
+  if text_a == text_b:
+    return True
+  try:
+    return (tomllib.loads(text_a.decode("utf-8")) ==
+            tomllib.loads(text_b.decode("utf-8")))
+  except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    return False
 
 
 def run_dir(output_dir, run):

@@ -26,6 +26,7 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -41,6 +42,8 @@ from sbd_plugin import provenance
 from sbd_plugin import versions
 
 PHASES = ("train", "evaluate", "all")
+# The first line of each attempt's output in worker.log.
+ATTEMPT_MARKER = "[worker] attempt starts"
 # Exit status of a worker that failed on an error a retry cannot change (bad
 # configuration, a gin error, a bad value): the runner does not retry it.
 CANNOT_RETRY_EXIT = 4
@@ -72,13 +75,22 @@ def _fresh(step_dir):
 
 @contextlib.contextmanager
 def _timed(directory, step):
-  """Adds the seconds of the block to `timings.json` under `step` if it ends."""
+  """Adds the seconds of the block to `timings.json` under `step`.
+
+  Every attempt counts, finished or stopped by an error or SIGTERM (a resumed
+  training took all of them); only a SIGKILLed attempt's seconds are lost.
+  """
   start = time.time()
-  yield
-  path = layout.timings_path(directory)
-  timings = atomic.read_json(path) or {}
-  timings[step] = time.time() - start
-  atomic.write_json(path, timings, indent=1)
+  try:
+    yield
+  finally:
+    path = layout.timings_path(directory)
+    timings = atomic.read_json(path) or {}
+    timings[step] = timings.get(step, 0.0) + time.time() - start
+    try:
+      atomic.write_json(path, timings, indent=1)
+    except OSError:
+      pass  # A full disk: the step's own error matters more.
 
 
 def _dataset_bindings(run):
@@ -289,7 +301,25 @@ def _parser():
   return parser
 
 
+class _Stopped(BaseException):
+  """SIGTERM arrived (the runner stops, a cluster job is pre-empted)."""
+
+
+def _raise_stopped(unused_signum, unused_frame):
+  raise _Stopped()
+
+
+def _die_of_sigterm():
+  """Ends this process as SIGTERM's default action would (status -15)."""
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv):
+  # Each attempt's output starts here: the runner reads why a run failed
+  # from what follows the last marker of worker.log (appended to by every
+  # attempt), never from an earlier attempt's.
+  print("%s (pid %d)" % (ATTEMPT_MARKER, os.getpid()), flush=True)
   args = _parser().parse_args(argv[1:])
   processes.die_with_parent()
   _set_gpus(args.phase)
@@ -302,13 +332,25 @@ def main(argv):
     print("Run %s is being written by another worker: %s." % (run.run_id, e),
           file=sys.stderr)
     return 3
+  # SIGTERM unwinds through `finally`, which releases the lock: where there
+  # is no flock the lock is a file, and a job requeued onto another node
+  # would find it and stop.
+  signal.signal(signal.SIGTERM, _raise_stopped)
+  stopped = False
   try:
+    if os.path.exists(layout.error_path(directory)):
+      os.remove(layout.error_path(directory))  # An earlier attempt's.
     _execute(run, directory, args.phase)
+  except _Stopped:
+    print("[worker] stopped by SIGTERM", file=sys.stderr, flush=True)
+    stopped = True
   except BaseException as e:  # pylint: disable=broad-except
     _write_error(directory, e)
     return CANNOT_RETRY_EXIT if cannot_retry(e) else 1
   finally:
     lock.release()
+  if stopped:
+    _die_of_sigterm()
   return 0
 
 

@@ -11,6 +11,7 @@ them private), so collaborators on a shared file system can read results.
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -53,6 +54,15 @@ def atomic_path(path):
     A path in the same folder to write the whole file to. If the block
     raises, the temporary file is removed and `path` is left untouched.
   """
+  with _temporary(path) as tmp:
+    yield tmp
+    _flush(tmp)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _temporary(path):
+  """A temporary file beside `path` with the umask's mode, removed after."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                              suffix=".tmp", dir=directory)
@@ -60,12 +70,38 @@ def atomic_path(path):
   try:
     os.chmod(tmp, default_file_mode())
     yield tmp
-    with open(tmp, "rb") as f:
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def _flush(path):
+  with open(path, "rb") as f:
+    os.fsync(f.fileno())
+
+
+def copy_if_absent(source, path):
+  """Copies file `source` to `path` whole, unless `path` exists.
+
+  Of two processes racing to create `path`, the first one's copy stays: the
+  hard link fails for the second. Where hard links are not supported it
+  falls back to a rename, which a racing process may overwrite.
+
+  Returns:
+    True if this call created `path`.
+  """
+  with _temporary(path) as tmp:
+    shutil.copyfile(source, tmp)
+    _flush(tmp)
+    try:
+      os.link(tmp, path)
+    except FileExistsError:
+      return False
+    except OSError:  # No hard links on this file system.
+      if os.path.exists(path):
+        return False
+      os.replace(tmp, path)
+    return True
 
 
 def write_text(path, text):

@@ -88,8 +88,8 @@ def test_plan_lists_every_problem_and_exits_non_zero(typos, planned):
       "reference @spatial_broadcast_decodr: no configurable "
       "'spatial_broadcast_decodr' is registered (did you mean "
       "'spatial_broadcast_decoder'?)",
-      "sweep.\"factor_vae.gama\"[0] `factor_vae.gama = 10.0`: configurable "
-      "'factor_vae' has no parameter 'gama' (did you mean 'gamma'?)",
+      "sweep.\"factor_vae.gama\": 'factor_vae.gama' (did you mean "
+      "'factor_vae.gamma'?) is not a model's regularisation strength",
       "metrics.bindings[0] `mig.num_trian = 5`: configurable 'mig' has no "
       "parameter 'num_trian' (did you mean 'num_train'?)",
       "dataset_bindings.colored_sprites[0] `colored_sprite.num_hue_bins = 4`:"
@@ -227,9 +227,12 @@ def test_the_summary_shows_the_whole_error_line_and_its_log(tmp_path):
   directory = tmp_path / "runs" / "r"
   directory.mkdir(parents=True)
   message = "ValueError: " + "a long explanation " * 30
-  (directory / layout.ERROR_FILE).write_text(
-      "Traceback (most recent call last):\n  File \"x.py\"\n%s\n"
-      "  In call to configurable 'model'\n" % message)
+  traceback = ("Traceback (most recent call last):\n  File \"x.py\"\n%s\n"
+               "  In call to configurable 'model'\n" % message)
+  # What a worker writes: the traceback to error.log and to its output.
+  (directory / layout.ERROR_FILE).write_text(traceback)
+  (directory / layout.WORKER_LOG).write_text(
+      "%s (pid 1)\n%s" % (worker.ATTEMPT_MARKER, traceback))
   outcome = runner._ended(str(tmp_path), run, base.exit_error(4))  # pylint: disable=protected-access
   summary = runner.summarize([outcome])
   assert "  FAILED r: %s\n" % message.rstrip() in summary

@@ -264,11 +264,32 @@ def test_run_ids_are_single_safe_folder_names(run_id):
 
 def test_sweep_values_cannot_make_a_path(tmp_path):
   spec = tmp_path / "s.toml"
-  spec.write_text(BASE + '[sweep]\n"model.name_suffix" = ["../../x", "a/b"]')
+  spec.write_text(BASE + '[sweep]\n"vae.beta" = ["../../x", "a/b"]')
   runs = study_lib.parse_study(str(spec)).runs
   for run in runs:
     assert "/" not in run.run_id and ".." not in run.run_id
-  assert "model.name_suffix = '../../x'" in runs[0].train_bindings
+  assert "vae.beta = '../../x'" in runs[0].train_bindings
+
+
+@pytest.mark.parametrize("models, key, message", [
+    (["vae"], "model.training_steps",
+     "'model.training_steps' is not a model's regularisation strength, the "
+     "one setting a sweep may vary (vae.beta, factor_vae.gamma, "),
+    (["vae", "factorvae"], "vae.beta",
+     "model factorvae ignores 'vae.beta' (factorvae's is factor_vae.gamma), "
+     "so its runs would repeat each other"),
+])
+def test_a_sweep_the_tables_cannot_show_is_refused(tmp_path, models, key,
+                                                   message):
+  """Runs differing in anything but the regularisation strength would share
+  one table row (and its n, median and test)."""
+  spec = tmp_path / "s.toml"
+  spec.write_text(BASE.replace('models = ["vae"]', "models = %s" % json.dumps(
+      models)) + '[sweep]\n"%s" = [1, 4]' % key)
+  with pytest.raises(study_lib.StudyProblems) as raised:
+    study_lib.parse_study(str(spec))
+  assert 'sweep."%s": ' % key in str(raised.value)
+  assert message in str(raised.value)
 
 
 def test_plan_lists_the_cartesian_product_with_sweeps(tmp_path):

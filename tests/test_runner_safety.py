@@ -1,0 +1,267 @@
+"""What a failed, stopped or shared run leaves behind, and what it says.
+
+- a failed run's summary names the error of its last attempt, never an
+  earlier attempt's (worker.log is appended to by every attempt);
+- a signal arriving while the runner starts a worker stops it, not hangs it;
+- a SIGTERMed worker or runner frees its lock, even where the lock is a file
+  (no flock: Lustre, some NFS), so a requeued job on another node can go on;
+- lock files respect the umask, and a lock file another user made read-only
+  is still locked;
+- a study folder is reported only with the study file it was made with
+  (comments aside), and two runners on one new folder keep the first copy;
+- a step's seconds add up over attempts.
+"""
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from evaluation import cli
+from evaluation import layout
+from evaluation import processes
+from evaluation import runner
+from evaluation import study as study_lib
+from evaluation import worker
+from evaluation.executors import base
+from sbd_plugin import atomic
+from tests import helpers
+
+
+def _run(run_id="r"):
+  return study_lib.Run(
+      run_id=run_id, dataset="colored_sprites", model="vae", decoder="deconv",
+      seed=0, sweep=(), model_configs=(), train_bindings=(),
+      dataset_bindings=(), postprocess_config="", metric_configs=(),
+      metric_bindings=())
+
+
+def _run_folder(tmp_path, run_id="r"):
+  directory = tmp_path / "runs" / run_id
+  directory.mkdir(parents=True)
+  return directory
+
+
+def test_a_killed_attempt_is_not_blamed_on_an_earlier_attempts_error(
+    tmp_path):
+  directory = _run_folder(tmp_path)
+  # An earlier attempt failed on a full disk; this one was SIGKILLed (out of
+  # memory) during training, after some output of its own.
+  (directory / layout.ERROR_FILE).write_text(
+      "Traceback ...\nDiskFullError: The disk holding x is full.\n")
+  (directory / layout.WORKER_LOG).write_text(
+      "%s (pid 1)\nTraceback ...\nValueError: an old gin typo, fixed since\n"
+      "%s (pid 2)\n[worker] train phase of r starts at 1.0 (pid 2)\n" % (
+          worker.ATTEMPT_MARKER, worker.ATTEMPT_MARKER))
+  outcome = runner._ended(str(tmp_path), _run(), base.exit_error(-9))  # pylint: disable=protected-access
+  assert outcome.error == ("worker killed by SIGKILL; its last output: "
+                           "[worker] train phase of r starts at 1.0 (pid 2)")
+  assert not outcome.error_log  # error.log is the earlier attempt's.
+  summary = runner.summarize([outcome])
+  assert "DiskFull" not in summary and "gin typo" not in summary
+
+
+def test_a_second_worker_says_the_run_is_being_written(tmp_path):
+  directory = _run_folder(tmp_path)
+  (directory / layout.WORKER_LOG).write_text(
+      "%s (pid 1)\nValueError: old\n%s (pid 2)\n"
+      "Run r is being written by another worker: worker of r (pid 1 on h).\n"
+      % (worker.ATTEMPT_MARKER, worker.ATTEMPT_MARKER))
+  outcome = runner._ended(str(tmp_path), _run(), base.exit_error(3))  # pylint: disable=protected-access
+  assert outcome.error == (
+      "worker exited with status 3; its last output: Run r is being written "
+      "by another worker: worker of r (pid 1 on h).")
+
+
+def test_a_signal_while_a_worker_starts_stops_the_children_at_once(
+    tmp_path, monkeypatch):
+  children = processes.Children()
+  real_popen = subprocess.Popen
+
+  def popen_interrupted(*args, **kwargs):
+    # The runner's SIGTERM handler runs in the main thread, inside `start`.
+    children.terminate_all(grace_seconds=0.1)
+    return real_popen(*args, **kwargs)
+
+  monkeypatch.setattr(subprocess, "Popen", popen_interrupted)
+  thread = threading.Thread(target=children.start, args=(
+      [sys.executable, "-c", "pass"], subprocess.DEVNULL, dict(os.environ)),
+                            daemon=True)
+  thread.start()
+  thread.join(timeout=20)
+  assert not thread.is_alive(), "terminate_all deadlocked inside start"
+  assert children.start([sys.executable, "-c", "pass"], subprocess.DEVNULL,
+                        dict(os.environ)) is None  # Stopping: no new child.
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+  def refuse(fd, operation):
+    raise OSError(errno.ENOSYS, "Function not implemented")
+  monkeypatch.setattr(fcntl, "flock", refuse)
+
+
+def test_the_runners_signal_handler_frees_a_lock_file(tmp_path, no_flock,
+                                                      monkeypatch):
+  lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
+  assert (tmp_path / ".lock.owner").exists()
+  stopped = []
+
+  class Executor(object):
+    def stop(self):
+      stopped.append(True)
+
+  def exit_(code):
+    raise SystemExit(code)
+
+  monkeypatch.setattr(os, "_exit", exit_)
+  previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  try:
+    runner._stop_on_signals(Executor(), lock)  # pylint: disable=protected-access
+    with pytest.raises(SystemExit) as exited:
+      signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+  finally:
+    signal.signal(signal.SIGTERM, previous[0])
+    signal.signal(signal.SIGINT, previous[1])
+  assert exited.value.code == 128 + signal.SIGTERM
+  assert stopped == [True]
+  assert not (tmp_path / ".lock.owner").exists()
+
+
+_SLOW_WORKER = textwrap.dedent("""
+    import errno, fcntl, sys, time
+    def refuse(fd, op): raise OSError(errno.ENOSYS, "no flock here")
+    fcntl.flock = refuse
+    from evaluation import worker
+    def slow(run, directory, phase):
+      print("working", flush=True)
+      time.sleep(60)
+    worker._execute = slow
+    sys.exit(worker.main(["worker", "--phase", "train", sys.argv[1]]))
+    """)
+
+
+def test_a_sigtermed_worker_frees_its_lock_file(tmp_path):
+  directory = _run_folder(tmp_path)
+  spec = directory / "run.json"
+  spec.write_text(_run().to_json())
+  (directory / layout.ERROR_FILE).write_text("ValueError: an earlier one\n")
+  proc = subprocess.Popen([sys.executable, "-c", _SLOW_WORKER, str(spec)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, cwd=helpers.REPO)
+  try:
+    lines = []
+    while "working" not in lines:
+      lines.append(proc.stdout.readline().strip())
+      assert lines[-1] or proc.poll() is None, lines
+    assert lines[0].startswith(worker.ATTEMPT_MARKER)
+    assert (directory / ".lock.owner").exists()
+    assert not (directory / layout.ERROR_FILE).exists()  # The earlier one.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+  finally:
+    proc.kill()
+    proc.wait()
+  assert not (directory / ".lock.owner").exists()
+  assert "[worker] stopped by SIGTERM" in proc.stdout.read()
+
+
+def test_lock_files_respect_the_umask(tmp_path, no_flock):
+  previous = os.umask(0o002)
+  try:
+    processes.FolderLock(str(tmp_path)).acquire("flock").release()
+    (tmp_path / "sub").mkdir()
+    held = processes.FolderLock(str(tmp_path / "sub"))
+    held.acquire("file")
+    mode = os.stat(tmp_path / "sub" / ".lock.owner").st_mode & 0o777
+    held.release()
+  finally:
+    os.umask(previous)
+  assert os.stat(tmp_path / ".lock").st_mode & 0o777 == 0o664
+  assert mode == 0o664
+
+
+def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
+                                                            monkeypatch):
+  path = str(tmp_path / ".lock")
+  open(path, "w").close()
+  real_open = os.open
+
+  def no_write(file, flags, *args):
+    if file == path and flags & os.O_RDWR:
+      raise PermissionError(errno.EACCES, "Permission denied", file)
+    return real_open(file, flags, *args)
+
+  monkeypatch.setattr(os, "open", no_write)
+  lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
+  try:
+    with pytest.raises(study_lib.StudyError, match="in use by another runner"):
+      runner.lock_output_dir(str(tmp_path))
+  finally:
+    lock.release()
+
+
+def test_a_folder_of_another_user_gets_an_error_that_says_what_to_do(
+    tmp_path, monkeypatch):
+  def denied(file, flags, *args):
+    raise PermissionError(errno.EACCES, "Permission denied", file)
+
+  monkeypatch.setattr(os, "open", denied)
+  with pytest.raises(study_lib.StudyError,
+                     match=r"Cannot take the lock of .*group-writable"):
+    runner.lock_output_dir(str(tmp_path))
+
+
+def _study(tmp_path, name, text):
+  path = tmp_path / name
+  path.write_text(text)
+  return study_lib.parse_study(str(path))
+
+
+def test_a_study_folder_is_reported_only_with_its_own_study(tmp_path):
+  text = helpers.study_toml()
+  made = _study(tmp_path, "made.toml", text)
+  out = str(tmp_path / "out")
+  runner.prepare_output_dir(made, out)
+  # The same study with a header comment added after the run: accepted.
+  commented = _study(tmp_path, "commented.toml",
+                     "# Time on 2 cores: 3 min.\n" + text)
+  runner.prepare_output_dir(commented, out)
+  runner.check_same_study(commented, out)
+  other = _study(tmp_path, "other.toml", text.replace("seeds = [0]",
+                                                      "seeds = [1]"))
+  assert "seeds = [1]" in open(other.source).read()
+  with pytest.raises(study_lib.StudyError,
+                     match="holds results of a different study"):
+    cli._report(other, out, None)  # pylint: disable=protected-access
+  with pytest.raises(study_lib.StudyError,
+                     match="holds results of a different study"):
+    runner.prepare_output_dir(other, out)
+
+
+def test_two_runners_on_a_new_folder_keep_the_first_study_copy(tmp_path):
+  first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+  first.write_text("name = 'first'\n")
+  second.write_text("name = 'second'\n")
+  copy = str(tmp_path / "study.toml")
+  assert atomic.copy_if_absent(str(first), copy)
+  assert not atomic.copy_if_absent(str(second), copy)
+  assert open(copy).read() == "name = 'first'\n"
+  assert sorted(os.listdir(tmp_path)) == ["first.toml", "second.toml",
+                                          "study.toml"]
+
+
+def test_a_steps_seconds_add_up_over_attempts(tmp_path):
+  with pytest.raises(RuntimeError):
+    with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
+      raise RuntimeError("killed half way")
+  first = atomic.read_json(layout.timings_path(str(tmp_path)))["train"]
+  with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
+    pass
+  total = atomic.read_json(layout.timings_path(str(tmp_path)))["train"]
+  assert total >= first > 0

@@ -152,3 +152,17 @@ def test_recorded_versions_name_the_running_stack():
   assert recorded["disentanglement-lib"] == versions.DLIB_VERSION
   assert recorded["sbd_plugin"] == sbd_plugin.__version__
   assert versions.check_stack() == []  # the test env is the pinned stack
+
+
+def test_a_checkpoints_input_position_is_recorded_before_it_is_saved(
+    tmp_path):
+  """A kill between saving a checkpoint and recording its input position
+  would resume a FactorVAE (2 steps per batch) at the wrong batch, so the
+  record is written first."""
+  from sbd_plugin.dlib_bridge import resumable_train  # pylint: disable=g-import-not-at-top
+  counter = resumable_train._BatchCounter(start=0)  # pylint: disable=protected-access
+  for _ in range(4):
+    counter.after_run(None, None)
+  recorder = resumable_train._PositionRecorder(str(tmp_path), counter)  # pylint: disable=protected-access
+  recorder.before_save(None, 8)  # FactorVAE: 4 batches, 8 steps.
+  assert resumable_train.batches_consumed(str(tmp_path), 8) == 4

@@ -102,13 +102,19 @@ class _BatchCounter(tf.train.SessionRunHook):
 
 
 class _PositionRecorder(tf.train.CheckpointSaverListener):
-  """Writes, with every checkpoint, how many batches training consumed."""
+  """Writes, with every checkpoint, how many batches training consumed.
+
+  Before the checkpoint, not after: a kill between the two would leave the
+  newest checkpoint without its record, and a FactorVAE (2 steps per batch)
+  would resume at the wrong batch. A record whose checkpoint was never
+  written is never read.
+  """
 
   def __init__(self, checkpoint_dir, counter):
     self._path = os.path.join(checkpoint_dir, POSITIONS)
     self._counter = counter
 
-  def after_save(self, session, global_step_value):
+  def before_save(self, session, global_step_value):
     from sbd_plugin import atomic  # pylint: disable=g-import-not-at-top
     positions = atomic.read_json(self._path) or {}
     positions[str(int(global_step_value))] = self._counter.batches

@@ -307,6 +307,8 @@ def write_results(frame, output_dir, dlib_text=None):
       layout.VERSIONS_SOURCES: {r: d.get(provenance.SOURCE_KEY)
                                 for r, d in done.items()},
       layout.VERSIONS_DATA: {r: d.get(provenance.DATA_KEY)
-                             for r, d in done.items()}},
+                             for r, d in done.items()},
+      layout.VERSIONS_TRAINING: {r: d.get("train_attempts")
+                                 for r, d in done.items()}},
                     indent=1, sort_keys=True)
   return csv_path, versions_path

@@ -31,6 +31,9 @@ DONE_FILE = "DONE.json"
 ERROR_FILE = "error.log"
 WORKER_LOG = "worker.log"
 TIMINGS_FILE = "timings.json"
+# One record per training attempt (machine, versions, source): where the
+# weights came from, which may differ from where the metrics ran.
+TRAIN_ATTEMPTS_FILE = "train_attempts.json"
 PROGRESS_FILE = "progress.json"  # In the model folder, while training runs.
 SLURM_DIR = "slurm"
 REPORT = "report.md"
@@ -38,6 +41,7 @@ FINDINGS = "findings.md"  # Hand-written; the report includes, never writes it.
 # results/versions.json's per-run tables of what each run came from.
 VERSIONS_SOURCES = "sources"  # the plugin's source revision
 VERSIONS_DATA = "data"  # the dataset's source
+VERSIONS_TRAINING = "training"  # each training attempt's machine and source
 REPRESENTATION = "mean"  # dlib's postprocessing the runner uses.
 
 # --- dlib's result keys -------------------------------------------------------
@@ -182,6 +186,10 @@ def worker_log(directory):
 
 def timings_path(directory):
   return os.path.join(directory, TIMINGS_FILE)
+
+
+def train_attempts_path(directory):
+  return os.path.join(directory, TRAIN_ATTEMPTS_FILE)
 
 
 def model_dir(directory):

@@ -43,6 +43,24 @@ def describe_data(record):
   return "`%s`: %s" % (record.get("dataset"), "; ".join(parts))
 
 
+def describe_training(attempts):
+  """One line for a run's training attempts: CPU and plugin source of each
+  distinct one, in order ("then" where a resume ran elsewhere)."""
+  if attempts == "external":  # worker.EXTERNAL_TRAINING
+    return "trained elsewhere (an external model)"
+  if not attempts:
+    return provenance.NOT_RECORDED
+  seen = []
+  for attempt in attempts:
+    cpu = attempt.get("machine") or {}
+    text = "%s (%s), %s" % (cpu.get("cpu", "CPU not recorded"),
+                            cpu.get("simd", "?"), provenance.describe_revision(
+                                attempt.get(provenance.SOURCE_KEY)))
+    if text not in seen:
+      seen.append(text)
+  return " then ".join(seen)
+
+
 def provenance_lines(versions_path, run_ids):
   """Whether the reported runs share one code revision and one data source.
 
@@ -59,7 +77,9 @@ def provenance_lines(versions_path, run_ids):
   for title, key, describe in (
       ("Plugin source", layout.VERSIONS_SOURCES,
        provenance.describe_revision),
-      ("Data", layout.VERSIONS_DATA, describe_data)):
+      ("Data", layout.VERSIONS_DATA, describe_data),
+      ("Training (CPU, plugin source)", layout.VERSIONS_TRAINING,
+       describe_training)):
     table = recorded.get(key) or {}
     unrecorded |= any(not table.get(r) for r in run_ids)
     groups = _grouped({r: table.get(r) for r in run_ids}, describe)
@@ -77,7 +97,8 @@ def provenance_lines(versions_path, run_ids):
                        for text, runs in groups.items()] + [""]
   if unrecorded:
     lines += ["\"Not recorded\": runs made before the plugin recorded its "
-              "source revision and the data's source with each run.", ""]
+              "source revision, the data's source and each training "
+              "attempt's machine and source with each run.", ""]
   return lines + portable_lines(recorded.get("machines") or {}, run_ids)
 
 

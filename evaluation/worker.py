@@ -147,11 +147,37 @@ def train(run, directory):
   from sbd_plugin.dlib_bridge import resumable_train
   # pylint: enable=g-import-not-at-top
   faults.point("train")
+  _record_train_attempt(directory)
   with _timed(directory, "train"):
     resumable_train.train_with_gin(
         model_dir, list(run.model_configs),
         list(run.train_bindings) + list(run.dataset_bindings),
         progress_path=layout.progress_path(model_dir))
+
+
+# What DONE.json records as an external model's training attempts.
+EXTERNAL_TRAINING = "external"
+
+
+def _provenance():
+  """Library versions, machine and plugin source of this process."""
+  return {"versions": versions.library_versions(),
+          # CPU type, SIMD level, oneDNN and determinism: numbers differ in
+          # the last bits across them.
+          "machine": machine.run_record(),
+          provenance.SOURCE_KEY: provenance.source_revision()}
+
+
+def _record_train_attempt(directory):
+  """Appends this training attempt's host, machine and source to the run's
+  train_attempts.json: on a cluster, or after a resume with other code, the
+  weights may come from elsewhere than the metrics."""
+  path = layout.train_attempts_path(directory)
+  attempts = atomic.read_json(path)
+  attempts = attempts if isinstance(attempts, list) else []
+  attempts.append(dict(_provenance(), host=os.uname().nodename,
+                       started=time.strftime("%Y-%m-%dT%H:%M:%S")))
+  atomic.write_json(path, attempts, indent=1)
 
 
 def evaluate(run, directory):
@@ -229,16 +255,15 @@ def _evaluate_external(run, directory):
 def _done_record(run, directory):
   """The run's DONE.json: timings, versions, machine, code and data."""
   timings = atomic.read_json(layout.timings_path(directory)) or {}
-  return {"run_id": run.run_id, "seconds": sum(timings.values()),
-          "timings": timings,
-          "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-          "versions": versions.library_versions(),
-          # CPU type, SIMD level, oneDNN and determinism: numbers differ in
-          # the last bits across them.
-          "machine": machine.run_record(),
-          # The code and the images the numbers came from.
-          provenance.SOURCE_KEY: provenance.source_revision(),
-          provenance.DATA_KEY: data_source(run)}
+  # versions, machine and source are the evaluating process's; training's
+  # are its attempts' (None for runs trained before they were recorded).
+  return dict(_provenance(), run_id=run.run_id,
+              seconds=sum(timings.values()), timings=timings,
+              finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+              train_attempts=(EXTERNAL_TRAINING if run.external else
+                              atomic.read_json(
+                                  layout.train_attempts_path(directory))),
+              **{provenance.DATA_KEY: data_source(run)})
 
 
 def _disk_full(error, directory):

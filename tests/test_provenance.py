@@ -129,9 +129,13 @@ def test_a_generated_asset_is_recorded_with_its_cache_checksum(
 
 
 def _versions(path, sources_by_run, data_by_run):
+  trained = [{"machine": {"cpu": "c", "simd": "s"}, "source": r}
+             for r in sources_by_run.values()][:1]
   path.write_text(json.dumps({"aggregated_with": {}, "runs": {},
                               "sources": sources_by_run,
-                              "data": data_by_run}))
+                              "data": data_by_run,
+                              "training": {r: trained
+                                           for r in sources_by_run}}))
   return str(path)
 
 
@@ -162,3 +166,24 @@ def test_report_lists_the_runs_of_each_revision_when_they_differ(tmp_path):
   assert "- commit bbbbbbbbbbbb (modified): `r2`" in lines
   assert "- not recorded: `r3`" in lines
   assert "Data: not recorded for any of the 3 runs." in lines
+
+
+def test_report_says_where_each_run_was_trained(tmp_path):
+  """A run resumed on another machine, with other code, is named apart."""
+  here = {"machine": {"cpu": "AMD EPYC 9B14", "simd": "avx512"},
+          "source": {"commit": "a" * 40, "modified": False}}
+  there = {"machine": {"cpu": "Intel Xeon 8481C", "simd": "avx512_amx"},
+           "source": {"commit": "b" * 40, "modified": False}}
+  path = tmp_path / "v.json"
+  path.write_text(json.dumps({"training": {
+      "r1": [here], "r2": [here, here], "r3": [here, there],
+      "ext": "external"}}))
+  lines = provenance_report.provenance_lines(str(path),
+                                             ["r1", "r2", "r3", "ext", "old"])
+  assert "Training (CPU, plugin source): the runs differ (4 kinds):" in lines
+  assert ("- AMD EPYC 9B14 (avx512), commit aaaaaaaaaaaa (clean): `r1`, "
+          "`r2`") in lines
+  assert ("- AMD EPYC 9B14 (avx512), commit aaaaaaaaaaaa (clean) then Intel "
+          "Xeon 8481C (avx512_amx), commit bbbbbbbbbbbb (clean): `r3`") in lines
+  assert "- trained elsewhere (an external model): `ext`" in lines
+  assert "- not recorded: `old`" in lines

@@ -697,17 +697,18 @@ def _dataset_gaps(r):
   lines = ["## Gap between datasets", "",
            "Per primary metric (%s): on each dataset the decoder's median "
            "minus `%s`'s (the gap, as in the comparison table), and the gap "
-           "on `%s` minus the gap on the other dataset, with its bootstrap "
+           "on `%s` minus the gap on %s, with its bootstrap "
            "percentile %d%% CI (the seeds of the four decoder × dataset "
            "cells resampled independently; %d resamples, seed %d; "
-           "approximate and, with few seeds, too narrow). For the "
-           "small-objects claim (small objects listed first) a positive "
+           "approximate and, with few seeds, too narrow). A positive "
            "difference of a higher-is-better metric is a larger gain on "
-           "small objects (numbers: %s). The same table against another "
+           "`%s` (numbers: %s). The same table against another "
            "study's results.csv: `python -m evaluation.gaps_cli`." % (
                ", ".join(metrics) or "none", baseline, first,
-               round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
-               tables.BOOTSTRAP_SEED, _link(path, r.output_dir)), ""]
+               "the other dataset" if len(datasets) == 2 else
+               "each other dataset", round(100 * tables.CONFIDENCE_LEVEL),
+               tables.N_RESAMPLES, tables.BOOTSTRAP_SEED, first,
+               _link(path, r.output_dir)), ""]
   if not len(table):
     return lines + ["No decoder besides `%s` has runs." % baseline, ""]
   for (one, other), part in table.groupby(["first", "second"], sort=False):

@@ -486,7 +486,9 @@ def format_table(table, digits=3):
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%",
                   "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # In LaTeX's default OT1 font encoding "<" prints as "¡".
+                  "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 def latex_escape(text):

@@ -139,6 +139,12 @@ def test_write_tables_round_trip(tmp_path):
   assert {l.count("&") for l in body} == {num_columns - 1}
 
 
+def test_latex_prints_a_tiny_p_as_less_than_not_as_inverted_exclamation():
+  # "<" in LaTeX's default OT1 text encoding prints as "¡".
+  assert tables.latex_escape("<1e-4") == r"\textless{}1e-4"
+  assert tables.latex_escape("a > b") == r"a \textgreater{} b"
+
+
 def test_markdown_is_the_shared_writer(tmp_path):
   table = tables.comparison_table(
       _results({"deconv": [1, 2, 3], "broadcast": [4, 5, 6]}))

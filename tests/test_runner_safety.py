@@ -265,3 +265,15 @@ def test_a_steps_seconds_add_up_over_attempts(tmp_path):
     pass
   total = atomic.read_json(layout.timings_path(str(tmp_path)))["train"]
   assert total >= first > 0
+
+
+def test_a_relative_cache_folder_reaches_workers_as_an_absolute_one(
+    tmp_path, monkeypatch):
+  """Ray and SLURM workers may start elsewhere: the same cache, not a new."""
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv("SBD_PLUGIN_CACHE", "rel/cache")
+  settings = base.Settings(output_dir=str(tmp_path), portable=False)
+  env = base.worker_env(base.task_env(settings))
+  assert env["SBD_PLUGIN_CACHE"] == str(tmp_path / "rel" / "cache")
+  monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path / "abs"))
+  assert base.task_env(settings) == ()

@@ -146,10 +146,17 @@ def worker_env(extra=()):
 
 
 def task_env(settings):
-  """The Task `env` of a study's workers: portable mode's variables, if on."""
-  if not settings.portable:
-    return ()
-  return tuple(sorted(portable.environment(os.environ).items()))
+  """The Task `env` of a study's workers: portable mode's variables, if on,
+  and a relative $SBD_PLUGIN_CACHE made absolute (Ray and SLURM workers may
+  start in another folder than the runner, and would build a second cache).
+  """
+  env = {}
+  cache = os.environ.get("SBD_PLUGIN_CACHE")
+  if cache and not os.path.isabs(cache):
+    env["SBD_PLUGIN_CACHE"] = os.path.abspath(cache)
+  if settings.portable:
+    env.update(portable.environment(os.environ))
+  return tuple(sorted(env.items()))
 
 
 # In the error text of a worker that exited with worker.CANNOT_RETRY_EXIT.

@@ -139,7 +139,7 @@ def _report(study, output_dir, outcomes):
   # Rows are matched to runs by id, and studies share ids: another study's
   # file would report these numbers under its name.
   runner.check_same_study(study, output_dir)
-  lock = runner.lock_output_dir(output_dir)
+  lock = runner.lock_output_dir(output_dir, "sbd_study report")
   try:
     faults.point("report")
     return report.build_report(study, output_dir, outcomes)

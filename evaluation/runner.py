@@ -92,10 +92,15 @@ def check_same_study(study, output_dir):
             output_dir, copy, study.source, copy))
 
 
-def lock_output_dir(output_dir):
-  """Takes the study folder's lock, or explains who holds it."""
+def lock_output_dir(output_dir, what="sbd_study run"):
+  """Takes the study folder's lock, or explains who holds it.
+
+  Args:
+    output_dir: The study folder.
+    what: The command taking it, named to a runner that finds it held.
+  """
   try:
-    return processes.FolderLock(output_dir).acquire("sbd_study run")
+    return processes.FolderLock(output_dir).acquire(what)
   except processes.LockedError as e:
     raise study_lib.StudyError(
         "%s is in use by another runner: %s. Wait for it to finish or stop "

@@ -277,3 +277,14 @@ def test_a_relative_cache_folder_reaches_workers_as_an_absolute_one(
   assert env["SBD_PLUGIN_CACHE"] == str(tmp_path / "rel" / "cache")
   monkeypatch.setenv("SBD_PLUGIN_CACHE", str(tmp_path / "abs"))
   assert base.task_env(settings) == ()
+
+
+def test_a_folder_held_by_a_report_says_so(tmp_path):
+  lock = runner.lock_output_dir(str(tmp_path), "sbd_study report")
+  try:
+    with pytest.raises(study_lib.StudyError,
+                       match=r"in use by another runner: sbd_study report "
+                       r"\(pid %d" % os.getpid()):
+      runner.lock_output_dir(str(tmp_path))
+  finally:
+    lock.release()

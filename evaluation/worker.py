@@ -354,7 +354,10 @@ def main(argv):
   try:
     lock = processes.FolderLock(directory).acquire("worker of " + run.run_id)
   except processes.LockedError as e:
-    print("Run %s is being written by another worker: %s." % (run.run_id, e),
+    print("Run %s is being written by another worker: %s. Wait for that "
+          "worker to end and run the study again; if it is a SLURM job of an "
+          "earlier runner, cancel it first (scancel --name "
+          "sbd-<output folder>-train, ...-evaluate)." % (run.run_id, e),
           file=sys.stderr)
     return 3
   # SIGTERM unwinds through `finally`, which releases the lock: where there

@@ -735,11 +735,13 @@ def _external_runs(spec, base, metric_configs, dataset_bindings,
                    metric_bindings):
   """One Run per seed of each [[external]] model: scored, never trained."""
   runs = []
-  for entry in spec.get("external", []):
+  for i, entry in enumerate(spec.get("external", [])):
     dataset = entry.get("dataset", spec["datasets"][0])
     model = entry.get("model", spec["models"][0])
     if "files" in entry:
-      sources = [("onnx", _resolve_model(f, base)) for f in entry["files"]]
+      sources = [("onnx", _resolve_model(f, base,
+                                         "external[%d].files[%d]" % (i, j)))
+                 for j, f in enumerate(entry["files"])]
       seeds = entry.get("seeds", list(range(len(sources))))
     else:
       seeds = entry["seeds"]
@@ -757,12 +759,14 @@ def _external_runs(spec, base, metric_configs, dataset_bindings,
   return runs
 
 
-def _resolve_model(path, base):
+def _resolve_model(path, base, field):
   """An external model file, relative to the study file; must exist."""
   candidate = os.path.abspath(os.path.join(base, path))
   if not os.path.isfile(candidate):
-    raise StudyError("External model file %r not found (looked next to the "
-                     "study file: %s)." % (path, candidate))
+    raise StudyError("Study field `%s`: external model file %r not found "
+                     "(looked next to the study file: %s). Give a path "
+                     "relative to the study file, or an absolute one." % (
+                         field, path, candidate))
   return candidate
 
 

@@ -341,3 +341,16 @@ def test_unswept_beta_is_read_from_each_models_own_training_config(tmp_path):
     frame = aggregate.tidy_results(study, str(tmp_path),
                                    pd.DataFrame([row, rows[1]]))
     assert dict(zip(frame["model"], frame["beta"]))["vae"] == value, key
+
+
+def test_a_missing_external_model_file_names_its_field(tmp_path):
+  spec = tmp_path / "s.toml"
+  spec.write_text(BASE + textwrap.dedent("""
+      [[external]]
+      name = "mine"
+      files = ["models/seed0.onnx"]
+      """))
+  with pytest.raises(study_lib.StudyError) as raised:
+    study_lib.parse_study(str(spec))
+  assert ("Study field `external[0].files[0]`: external model file "
+          "'models/seed0.onnx' not found" in str(raised.value))

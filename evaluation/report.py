@@ -564,6 +564,9 @@ def _seeds_needed_lines(table):
   fewest, most = int(primary["n"].min()), int(primary["n"].max())
   if fewest < 1:
     return []
+  if fewest < 2:
+    return ["With 1 seed in a primary cell no test can be computed there "
+            "(p needs at least 2 seeds per decoder).", ""]
   needed = tables.seeds_needed(primary_tests)
   seeds = ("%d seeds per decoder" % fewest if fewest == most else
            "as few as %d seeds in a primary cell (up to %d)" % (fewest, most))

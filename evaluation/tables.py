@@ -356,8 +356,9 @@ def comparison_table(df, baseline=study_lib.BASELINE,
     U / (n1 n2); `p_value` is the two-sided Mann-Whitney U p-value of the
     decoder's values against the baseline's and `p_holm` its Holm adjustment
     over all cells of the metric's `family` (PRIMARY or SECONDARY) that have a
-    p-value. All but `diff_median` are NaN on the baseline row, when the
-    baseline has no values and when a group has fewer than 2 values; `note`
+    p-value. The test's columns and the interval are NaN on the baseline
+    row (`diff_median` too), when the baseline has no values and when a group
+    has fewer than 2 values; `note`
     says why a p-value is missing or was set (see `mann_whitney`).
   """
   _check_columns(df, REQUIRED_COLUMNS)

@@ -565,3 +565,11 @@ def test_the_heldout_section_reconstructs_only_trained_models(tmp_path,
   lines = report._heldout_section(study, frame, str(tmp_path))
   assert given == [{"deconv", "broadcast"}]
   assert "No finished runs on `ds`." in lines
+
+
+def test_one_seed_is_said_to_allow_no_test(tmp_path):
+  frame = _frame({("ds", 1.0, "deconv"): [(0.1, 100.0, 10.0)],
+                  ("ds", 1.0, "broadcast"): [(0.2, 90.0, 9.0)]})
+  text = "\n".join(report._comparison(_report(frame, tmp_path)))
+  assert "With 1 seed in a primary cell no test can be computed" in text
+  assert "1 seeds" not in text

@@ -10,6 +10,7 @@ half-written step never breaks a report.
 import glob
 import io
 import logging
+import math
 import os
 
 import pandas as pd
@@ -19,6 +20,7 @@ from evaluation import faults
 from evaluation import layout
 from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
+from evaluation import tables
 from sbd_plugin import atomic
 from sbd_plugin import provenance
 from sbd_plugin import versions
@@ -167,6 +169,74 @@ def tidy_results(study, output_dir, wide=None):
   frame = _external_beta(pd.DataFrame(rows, columns=TIDY_COLUMNS), study)
   return frame.sort_values(["dataset", "model", "decoder", "seed",
                             "metric"]).reset_index(drop=True)
+
+
+# Training settings that may differ between runs of one comparison: the
+# run's name and seed, and when checkpoints are written (resumes are
+# bit-identical to uninterrupted runs).
+_PER_RUN_SETTINGS = ("model.name", "model.random_seed", "model.model_num",
+                     "checkpoints.every_steps", "checkpoints.every_seconds")
+
+
+def _decoder_setting(binding):
+  """True for a binding of the decoder: it may differ between decoders."""
+  configurable = binding.rsplit(".", 1)[0].rsplit("/", 1)[-1]
+  return configurable == "decoder" or configurable.endswith("_decoder")
+
+
+def _setting_text(value):
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return "unset"
+  if isinstance(value, float) and value.is_integer():
+    return str(int(value))  # A column with NaN holds 64 as 64.0.
+  return str(value)
+
+
+def settings_differences(tidy, wide):
+  """Training settings that differ between runs one table row compares.
+
+  A resumed study whose gin files were edited between sessions, or whose
+  runs trained with another plugin version, compares runs trained
+  differently; the tables would not show it. Within a (dataset, model,
+  beta) group every training binding must be the same, except each run's
+  name and seed, checkpoint timing and, between decoders, the decoder's own
+  bindings (which must agree among one decoder's runs).
+
+  Args:
+    tidy: `tidy_results`' frame (its run ids and groups).
+    wide: dlib's wide DataFrame (`dlib_frame`), with `train_config.*`.
+
+  Returns:
+    List of (group text, binding, {value text: [run ids]}), sorted; empty
+    when every group is consistent or the wide table has no such columns.
+  """
+  if not len(tidy) or layout.MODEL_NAME_KEY not in wide:
+    return []
+  prefix = layout.train_config_key("")
+  columns = [c for c in wide.columns if c.startswith(prefix)]
+  trained = wide[wide[layout.MODEL_NAME_KEY].notna()].copy()
+  trained["run_id"] = [_unquote(n) for n in trained[layout.MODEL_NAME_KEY]]
+  trained = trained.drop_duplicates("run_id").set_index("run_id")
+  runs = tidy.drop_duplicates("run_id").set_index("run_id")
+  runs = runs[runs.index.isin(trained.index)]
+  found = []
+  for key, group in runs.groupby(["dataset", "model", "beta"], dropna=False):
+    text = "%s, %s, %s" % (key[0], key[1], tables.format_strength(key[1],
+                                                                  key[2]))
+    for column in columns:
+      binding = column[len(prefix):]
+      if binding in _PER_RUN_SETTINGS:
+        continue
+      parts = (group.groupby("decoder") if _decoder_setting(binding)
+               else [(None, group)])
+      for _, part in parts:
+        values = {}
+        for run_id in sorted(part.index):
+          values.setdefault(_setting_text(trained.at[run_id, column]),
+                            []).append(run_id)
+        if len(values) > 1:
+          found.append((text, binding, values))
+  return sorted(found, key=lambda f: (f[0], f[1]))
 
 
 def _external_beta(frame, study):

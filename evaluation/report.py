@@ -135,8 +135,10 @@ def _report_source(study, output_dir):
   """The results to report, checked and written; where they came from.
 
   Returns:
-    Tuple (frame, from_runs): from_runs is False for a folder without
-    runs/, reported from its results/results.csv (which is not rewritten).
+    Tuple (frame, from_runs, wide): from_runs is False for a folder without
+    runs/, reported from its results/results.csv (which is not rewritten);
+    wide is dlib's aggregated table (results/dlib_results.json's there),
+    empty if the folder has none.
 
   Raises:
     StudyError: if the folder has nothing to report from, or reporting from
@@ -148,7 +150,7 @@ def _report_source(study, output_dir):
                                    aggregate.dlib_frame(text))
     aggregate.check_nothing_lost(frame, output_dir)
     aggregate.write_results(frame, output_dir, text)
-    return frame, True
+    return frame, True, aggregate.dlib_frame(text)
   frame = aggregate.read_results(output_dir)
   if frame is None or not len(frame):
     raise study_lib.StudyError(
@@ -157,7 +159,9 @@ def _report_source(study, output_dir):
                            "no " + layout.results_csv(output_dir)
                            if frame is None else
                            "%s has no rows" % layout.results_csv(output_dir)))
-  return frame, False
+  kept = layout.dlib_results_json(output_dir)
+  text = open(kept).read() if os.path.exists(kept) else None
+  return frame, False, aggregate.dlib_frame(text)
 
 
 def _run_tag(run):
@@ -428,6 +432,8 @@ class _Report:
   csv_path: str
   versions_path: str
   outcomes: list  # runner.Outcome of the last execution, if any.
+  # dlib's aggregated table (train_config.* and more); empty if unknown.
+  wide: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
   @property
   def lower_is_better(self):
@@ -765,7 +771,30 @@ def _heldout(r):
 # The report, section by section; without finished runs, only the first ones.
 # Tables first, then figures: the model figures' "###" sections belong to
 # the "## Figures" chapter (and a folder without runs/ keeps them by it).
-_SECTIONS = (_title, _runs, _comparison, _dataset_gaps,
+def _different_settings(r):
+  """A warning if runs one row compares were trained with other settings."""
+  found = aggregate.settings_differences(r.frame, r.wide)
+  if not found:
+    return []
+  lines = ["## Warning: runs compared here were trained with different "
+           "settings", "",
+           "dlib's record of each training (`train_config.*` in its train "
+           "results) shows runs of one dataset, model and strength trained "
+           "with different values of these gin bindings (between decoders, "
+           "only the decoders' own bindings may differ), so the tables below "
+           "compare different settings. Typical causes: gin files edited "
+           "between sessions of a resumed study, or runs trained by another "
+           "plugin version. Train the differing runs again with one setting "
+           "(into a new --output folder), or report them as separate "
+           "studies.", ""]
+  for group, binding, values in found:
+    lines.append("- %s, `%s`: %s" % (group, binding, "; ".join(
+        "%s in %s" % (value, ", ".join("`%s`" % run for run in runs))
+        for value, runs in values.items())))
+  return lines + [""]
+
+
+_SECTIONS = (_title, _runs, _different_settings, _comparison, _dataset_gaps,
              _rate_distortion_by_beta, _result_figures, _models, _heldout)
 _SECTIONS_WITHOUT_RESULTS = (_title, _runs, _no_results)
 
@@ -788,11 +817,12 @@ def build_report(study, output_dir, outcomes=None):
     StudyError: before writing anything, if the folder has nothing to report
       or its runs/ would give fewer results than it already has.
   """
-  frame, from_runs = _report_source(study, output_dir)
+  frame, from_runs, wide = _report_source(study, output_dir)
   os.makedirs(layout.figures_dir(output_dir), exist_ok=True)
   report = _Report(study, output_dir, frame, from_runs,
                    layout.results_csv(output_dir),
-                   layout.versions_json(output_dir), list(outcomes or []))
+                   layout.versions_json(output_dir), list(outcomes or []),
+                   wide)
   lines = []
   for section in _SECTIONS if len(frame) else _SECTIONS_WITHOUT_RESULTS:
     lines += section(report)

@@ -3,6 +3,7 @@ sections of the claims' endpoints, on synthetic tidy frames with known answers.
 
 Pure pandas: no TensorFlow, no trained model.
 """
+import dataclasses
 import math
 import os
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation import aggregate
 from evaluation import compare_cli
 from evaluation import endpoints
 from evaluation import gaps_cli
@@ -573,3 +575,54 @@ def test_one_seed_is_said_to_allow_no_test(tmp_path):
   text = "\n".join(report._comparison(_report(frame, tmp_path)))
   assert "With 1 seed in a primary cell no test can be computed" in text
   assert "1 seeds" not in text
+
+
+def _wide(frame, **changed):
+  """dlib's wide table of `frame`'s runs: two metric rows per run, every run
+  trained alike except `changed` ({run_id: {binding: value}})."""
+  rows = []
+  for run_id, run in frame.drop_duplicates("run_id").set_index(
+      "run_id").iterrows():
+    config = {"model.name": "'%s'" % run_id, "model.random_seed": run["seed"],
+              "model.training_steps": 3000, "vae.beta": run["beta"],
+              "checkpoints.every_steps": 1000,
+              "spatial_broadcast_decoder.num_channels": (
+                  64 if run["decoder"] == "broadcast" else float("nan"))}
+    config.update(changed.get(run_id, {}))
+    for metric in ("mig", "dci"):
+      rows.append({"train_config." + k: v for k, v in config.items()})
+      rows[-1]["evaluation_config.evaluation.name"] = "'%s'" % metric
+  return pd.DataFrame(rows)
+
+
+def test_runs_of_one_comparison_trained_differently_are_named(tmp_path):
+  frame = _five_against_five()
+  odd = frame[(frame["decoder"] == "deconv") & (frame["seed"] == 3)]
+  odd = odd["run_id"].iloc[0]
+  # Checkpoint timing and the decoder's own bindings may differ; the same
+  # wide table with only those differences is consistent.
+  assert aggregate.settings_differences(frame, _wide(frame)) == []
+  later = {run_id: {"checkpoints.every_steps": 500}
+           for run_id in frame["run_id"]}
+  assert aggregate.settings_differences(frame, _wide(frame, **later)) == []
+  edited = _wide(frame, **{odd: {"model.training_steps": 6000}})
+  found = aggregate.settings_differences(frame, edited)
+  assert [(g, b) for g, b, _ in found] == [("ds, vae, β=1",
+                                            "model.training_steps")]
+  assert found[0][2]["6000"] == [odd]
+  assert len(found[0][2]["3000"]) == 9
+  # Within one decoder its own bindings must agree.
+  broadcast = frame[frame["decoder"] == "broadcast"]["run_id"].iloc[0]
+  narrow = _wide(frame, **{broadcast: {
+      "spatial_broadcast_decoder.num_channels": 32}})
+  (_, binding, values), = aggregate.settings_differences(frame, narrow)
+  assert binding == "spatial_broadcast_decoder.num_channels"
+  assert values["32"] == [broadcast]
+  r = _report(frame, tmp_path)
+  assert report._different_settings(r) == []
+  r = dataclasses.replace(r, wide=edited)
+  text = "\n".join(report._different_settings(r))
+  assert text.startswith("## Warning: runs compared here were trained with "
+                         "different settings")
+  assert "- ds, vae, β=1, `model.training_steps`: 3000 in " in text
+  assert "; 6000 in `%s`" % odd in text

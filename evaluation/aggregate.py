@@ -78,22 +78,6 @@ def dlib_frame(text):
   return pd.read_json(io.StringIO(text), orient="columns")
 
 
-def dlib_aggregate(output_dir):
-  """Runs dlib's aggregation over the study, writes it; returns its DataFrame.
-
-  Args:
-    output_dir: Study output folder.
-
-  Returns:
-    pandas DataFrame in dlib's wide format (one row per evaluation), empty
-    if nothing was evaluated yet.
-  """
-  text = dlib_results_text(output_dir)
-  if text is not None:
-    write_dlib_results(text, output_dir)
-  return dlib_frame(text)
-
-
 def write_dlib_results(text, output_dir):
   """Writes `dlib_results_text` to results/dlib_results.json, atomically."""
   path = layout.dlib_results_json(output_dir)
@@ -138,12 +122,13 @@ def tidy_results(study, output_dir, wide=None):
   Args:
     study: evaluation.study.Study.
     output_dir: Study output folder.
-    wide: Optional DataFrame from dlib_aggregate (computed if None).
+    wide: Optional DataFrame from dlib_frame (read from the runs if None).
 
   Returns:
     pandas DataFrame with TIDY_COLUMNS.
   """
-  wide = dlib_aggregate(output_dir) if wide is None else wide
+  # Read, never written here: a caller checks the rows before writing any.
+  wide = dlib_frame(dlib_results_text(output_dir)) if wide is None else wide
   runs = {r.run_id: r for r in study.runs
           if study_lib.is_finished(output_dir, r)}
   rows = []

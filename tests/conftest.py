@@ -7,6 +7,7 @@ a folder all workers share, under a file lock: the first worker builds it,
 the others wait and reuse it. A test that must change one works on a copy.
 """
 import collections
+import errno
 import fcntl
 import os
 import shutil
@@ -140,3 +141,12 @@ def dummy_model(tmp_path_factory):
                                    "model.eval_steps=1",
                                    "model.batch_size=8"]), timeout=300)
   return str(build_once(tmp_path_factory, "dummy_model", build) / "m")
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+  """`fcntl.flock` raises ENOSYS, as on Lustre and some NFS mounts: locks
+  fall back to lock files (evaluation.processes.FolderLock)."""
+  def refuse(fd, operation):
+    raise OSError(errno.ENOSYS, "Function not implemented")
+  monkeypatch.setattr(fcntl, "flock", refuse)

@@ -277,3 +277,19 @@ def train_results(model_dir, differ=("uuid", "elapsed_time")):
   for key in differ:
     results.pop(key, None)
   return results
+
+
+def assert_second_runner_refused(folder, lock):
+  """While `lock` (a held processes.FolderLock of `folder`) is held, a
+  runner is refused with a message naming the folder's holder; then frees
+  it."""
+  # pylint: disable=g-import-not-at-top
+  import pytest
+  from evaluation import runner
+  from evaluation import study as study_lib
+  # pylint: enable=g-import-not-at-top
+  try:
+    with pytest.raises(study_lib.StudyError, match="in use by another runner"):
+      runner.lock_output_dir(str(folder))
+  finally:
+    lock.release()

@@ -14,15 +14,7 @@ import sys
 import pytest
 
 from evaluation import processes
-from evaluation import runner
-from evaluation import study as study_lib
-
-
-@pytest.fixture
-def no_flock(monkeypatch):
-  def refuse(fd, operation):
-    raise OSError(errno.ENOSYS, "Function not implemented")
-  monkeypatch.setattr(fcntl, "flock", refuse)
+from tests import helpers
 
 
 def test_without_flock_a_lock_file_keeps_a_second_holder_out(tmp_path,
@@ -41,11 +33,7 @@ def test_without_flock_a_lock_file_keeps_a_second_holder_out(tmp_path,
 
 def test_without_flock_the_runner_names_the_holder(tmp_path, no_flock):
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
-  try:
-    with pytest.raises(study_lib.StudyError, match="in use by another runner"):
-      runner.lock_output_dir(str(tmp_path))
-  finally:
-    lock.release()
+  helpers.assert_second_runner_refused(tmp_path, lock)
 
 
 def _dead_pid():

@@ -99,13 +99,6 @@ def test_a_signal_while_a_worker_starts_stops_the_children_at_once(
                         dict(os.environ)) is None  # Stopping: no new child.
 
 
-@pytest.fixture
-def no_flock(monkeypatch):
-  def refuse(fd, operation):
-    raise OSError(errno.ENOSYS, "Function not implemented")
-  monkeypatch.setattr(fcntl, "flock", refuse)
-
-
 def test_the_runners_signal_handler_frees_a_lock_file(tmp_path, no_flock,
                                                       monkeypatch):
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
@@ -199,11 +192,7 @@ def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
 
   monkeypatch.setattr(os, "open", no_write)
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
-  try:
-    with pytest.raises(study_lib.StudyError, match="in use by another runner"):
-      runner.lock_output_dir(str(tmp_path))
-  finally:
-    lock.release()
+  helpers.assert_second_runner_refused(tmp_path, lock)
 
 
 def test_a_folder_of_another_user_gets_an_error_that_says_what_to_do(

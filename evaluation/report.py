@@ -531,6 +531,7 @@ def _comparison(r):
   if empty:
     lines[-1] += (" No run has a value of %s, so %s not in the table." % (
         ", ".join(empty), "it is" if len(empty) == 1 else "they are"))
+  lines[-1] += _cells_without_values(r.frame, empty)
   lines[-1] += _few_seeds_interval_note(table)
   if r.lower_is_better:
     lines[-1] += " " + _lower_is_better_note(r.lower_is_better)
@@ -542,6 +543,25 @@ def _comparison(r):
       os.path.splitext(p)[1][1:].upper(), os.path.relpath(p, output_dir))
                                    for p in paths) + ".", ""]
   return lines
+
+
+def _cells_without_values(frame, empty):
+  """Decoders missing from a row of the table: every seed's value is NaN.
+
+  `empty`: metrics without any value, said already.
+  """
+  keys = tables.GROUP_COLUMNS + ["decoder"]
+  has_value = frame.groupby(keys, dropna=False, sort=True)["value"].apply(
+      lambda values: values.notna().any())
+  missing = [key for key, ok in has_value.items()
+             if not ok and key[keys.index("metric")] not in empty]
+  if not missing:
+    return ""
+  return (" These cells have runs but no value (the metric failed or was not "
+          "computed for every seed), so the table has no row for them: %s." %
+          "; ".join("%s, %s, %s, %s: %s" % (
+              dataset, model, tables.format_strength(model, beta), metric,
+              decoder) for dataset, model, beta, metric, decoder in missing))
 
 
 def _few_seeds_interval_note(table):

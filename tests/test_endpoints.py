@@ -626,3 +626,15 @@ def test_runs_of_one_comparison_trained_differently_are_named(tmp_path):
                          "different settings")
   assert "- ds, vae, β=1, `model.training_steps`: 3000 in " in text
   assert "; 6000 in `%s`" % odd in text
+
+
+def test_a_decoder_without_values_in_a_row_is_named(tmp_path):
+  frame = _five_against_five()
+  frame.loc[frame["decoder"] == "broadcast", "value"] = float("nan")
+  text = "\n".join(report._comparison(_report(frame, tmp_path)))
+  assert ("These cells have runs but no value (the metric failed or was not "
+          "computed for every seed), so the table has no row for them: ds, "
+          "vae, β=1, mig: broadcast." in text)
+  whole = "\n".join(report._comparison(_report(_five_against_five(),
+                                               tmp_path)))
+  assert "have runs but no value" not in whole

@@ -564,14 +564,27 @@ def _cells_without_values(frame, empty):
               decoder) for dataset, model, beta, metric, decoder in missing))
 
 
+def _with_baseline_n(table):
+  """The comparison table with `n_baseline`, its row's baseline seeds."""
+  keys = tables.GROUP_COLUMNS
+  base = table[table["decoder"] == table["baseline"]][keys + ["n"]]
+  return table.merge(base.rename(columns={"n": "n_baseline"}), on=keys,
+                     how="left")
+
+
+def _fewest_compared_seeds(rows):
+  """The fewest seeds on either side of the comparisons in `rows` (decoder
+  rows of `_with_baseline_n`'s table), or None without rows."""
+  if not len(rows):
+    return None
+  return int(rows[["n", "n_baseline"]].min().min())
+
+
 def _few_seeds_interval_note(table):
   """A warning when an interval comes from 3 or fewer seeds per group."""
-  with_ci = table[table["ci_low"].notna()]
-  if not len(with_ci):
-    return ""
-  base = table[table["decoder"] == table["baseline"]]
-  fewest = min([int(with_ci["n"].min())] + [int(n) for n in base["n"]])
-  if fewest > 3:
+  rows = _with_baseline_n(table)
+  fewest = _fewest_compared_seeds(rows[rows["ci_low"].notna()])
+  if fewest is None or fewest > 3:
     return ""
   return (" Here some cells have only %d seeds per decoder: a bootstrap of "
           "so few values can take only a handful of medians, so the interval "
@@ -584,15 +597,16 @@ def _seeds_needed_lines(table):
   seeds Holm needs: counted in the table (failed runs and external models'
   own seeds change them), not in the study's plan."""
   primary_tests = tables.num_tests(table, tables.PRIMARY)
-  primary = table[table["family"] == tables.PRIMARY]
+  primary = _with_baseline_n(table[table["family"] == tables.PRIMARY])
+  tested = primary[primary["p_value"].notna() &
+                   (primary["decoder"] != primary["baseline"])]
   if not primary_tests or not len(primary):
     return []
-  fewest, most = int(primary["n"].min()), int(primary["n"].max())
-  if fewest < 1:
-    return []
-  if fewest < 2:
-    return ["With 1 seed in a primary cell no test can be computed there "
-            "(p needs at least 2 seeds per decoder).", ""]
+  if not len(tested):
+    return ["No primary cell has 2 seeds per decoder yet: no test can be "
+            "computed.", ""]
+  sizes = tested[["n", "n_baseline"]]
+  fewest, most = int(sizes.min().min()), int(sizes.max().max())
   needed = tables.seeds_needed(primary_tests)
   seeds = ("%d seeds per decoder" % fewest if fewest == most else
            "as few as %d seeds in a primary cell (up to %d)" % (fewest, most))

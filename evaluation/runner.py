@@ -135,6 +135,18 @@ def tasks_left(output_dir, run, env=()):
                     layout.worker_log(directory), env) for phase in phases]
 
 
+def _mark_attempt(task):
+  """Starts the attempt's part of worker.log before its worker exists: an
+  attempt that dies before the worker prints its own marker (a failed SLURM
+  set-up line, a kill during start-up) is then not read as the last one."""
+  try:
+    with open(task.log_path, "a") as log:
+      log.write("%s (%s phase, submitted by the runner)\n" % (
+          worker.ATTEMPT_MARKER, task.phase))
+  except OSError:
+    pass  # Best effort: the task runs either way.
+
+
 # The last line of a Python traceback: "ValueError: ...".
 _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)")
 
@@ -168,21 +180,36 @@ def _error_excerpt(output_dir, run, error):
   return "%s; its last output: %s" % (error, lines[-1]) if lines else error
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def _stop_on_signals(executor, lock):
   """On SIGTERM or SIGINT: stop every task, free the folder, exit 128 + signal.
 
   The lock is released by hand: `os._exit` skips `finally` blocks, and where
   there is no flock the lock is a file only `release` removes.
+
+  Returns:
+    The handlers it replaced (for `_restore_signals`), {} off the main thread.
   """
   if threading.current_thread() is not threading.main_thread():
-    return
+    return {}
 
   def handler(signum, unused_frame):
     executor.stop()
     lock.release()
     os._exit(128 + signum)  # pylint: disable=protected-access
 
-  for sig in (signal.SIGTERM, signal.SIGINT):
+  previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+  for sig in _STOP_SIGNALS:
+    signal.signal(sig, handler)
+  return previous
+
+
+def _restore_signals(previous):
+  """Puts back the handlers `_stop_on_signals` replaced (the report that
+  follows a run holds another lock and no executor)."""
+  for sig, handler in previous.items():
     signal.signal(sig, handler)
 
 
@@ -234,6 +261,7 @@ class Pipeline(object):
     for task in batch:
       self._attempts[task] += 1
       self.running[task] = now
+      _mark_attempt(task)
     if batch:
       self._executor.submit(batch)
 
@@ -392,7 +420,7 @@ def run_study(study, output_dir, executor="local", jobs=None, overrides=None,
   lock = lock_output_dir(output_dir)
   try:
     chosen = executors.create(executor, settings(study, output_dir, overrides))
-    _stop_on_signals(chosen, lock)
+    previous = _stop_on_signals(chosen, lock)
     try:
       return _run_all(study, output_dir, chosen, jobs, progress)
     except BaseException:
@@ -400,6 +428,7 @@ def run_study(study, output_dir, executor="local", jobs=None, overrides=None,
       raise
     finally:
       chosen.close()
+      _restore_signals(previous)
   finally:
     lock.release()
 

@@ -781,10 +781,13 @@ def same_study(path_a, path_b):
   if text_a == text_b:
     return True
   try:
-    return (tomllib.loads(text_a.decode("utf-8")) ==
-            tomllib.loads(text_b.decode("utf-8")))
+    values = [tomllib.loads(t.decode("utf-8")) for t in (text_a, text_b)]
   except (UnicodeDecodeError, tomllib.TOMLDecodeError):
     return False
+  # Compared as JSON text, not with ==: 1 == 1.0 == True in Python, but
+  # `vae.beta = [1, 2]` and `[1.0, 2.0]` plan runs with other ids; and nan
+  # equals itself there.
+  return len({json.dumps(v, sort_keys=True, default=str) for v in values}) == 1
 
 
 def run_dir(output_dir, run):

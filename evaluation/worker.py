@@ -351,35 +351,40 @@ def main(argv):
   directory = os.path.dirname(os.path.abspath(args.run_json))
   with open(args.run_json) as f:
     run = study_lib.Run.from_json(f.read())
+  # SIGTERM unwinds through `finally`, which releases the lock: where there
+  # is no flock the lock is a file, and a job requeued onto another node
+  # would find it and stop. Once the attempt is ending, a second SIGTERM
+  # (SLURM sends more than one) is ignored so that nothing cuts that short.
+  signal.signal(signal.SIGTERM, _raise_stopped)
+  lock, code = None, 0
   try:
     lock = processes.FolderLock(directory).acquire("worker of " + run.run_id)
+    if os.path.exists(layout.error_path(directory)):
+      os.remove(layout.error_path(directory))  # An earlier attempt's.
+    _execute(run, directory, args.phase)
   except processes.LockedError as e:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print("Run %s is being written by another worker: %s. Wait for that "
           "worker to end and run the study again; if it is a SLURM job of an "
           "earlier runner, cancel it first (scancel --name "
           "sbd-<output folder>-train, ...-evaluate)." % (run.run_id, e),
           file=sys.stderr)
-    return 3
-  # SIGTERM unwinds through `finally`, which releases the lock: where there
-  # is no flock the lock is a file, and a job requeued onto another node
-  # would find it and stop.
-  signal.signal(signal.SIGTERM, _raise_stopped)
-  stopped = False
-  try:
-    if os.path.exists(layout.error_path(directory)):
-      os.remove(layout.error_path(directory))  # An earlier attempt's.
-    _execute(run, directory, args.phase)
+    code = 3
   except _Stopped:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print("[worker] stopped by SIGTERM", file=sys.stderr, flush=True)
-    stopped = True
+    code = None
   except BaseException as e:  # pylint: disable=broad-except
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _write_error(directory, e)
-    return CANNOT_RETRY_EXIT if cannot_retry(e) else 1
+    code = CANNOT_RETRY_EXIT if cannot_retry(e) else 1
   finally:
-    lock.release()
-  if stopped:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if lock is not None:
+      lock.release()
+  if code is None:
     _die_of_sigterm()
-  return 0
+  return code
 
 
 if __name__ == "__main__":

@@ -573,7 +573,8 @@ def test_one_seed_is_said_to_allow_no_test(tmp_path):
   frame = _frame({("ds", 1.0, "deconv"): [(0.1, 100.0, 10.0)],
                   ("ds", 1.0, "broadcast"): [(0.2, 90.0, 9.0)]})
   text = "\n".join(report._comparison(_report(frame, tmp_path)))
-  assert "With 1 seed in a primary cell no test can be computed" in text
+  assert ("No primary cell has 2 seeds per decoder yet: no test can be "
+          "computed." in text)
   assert "1 seeds" not in text
 
 
@@ -638,3 +639,12 @@ def test_a_decoder_without_values_in_a_row_is_named(tmp_path):
   whole = "\n".join(report._comparison(_report(_five_against_five(),
                                                tmp_path)))
   assert "have runs but no value" not in whole
+
+
+def test_one_single_seed_cell_does_not_speak_for_the_others(tmp_path):
+  frame = pd.concat([_five_against_five(), _frame({
+      ("other", 1.0, "deconv"): [(0.1, 100.0, 10.0)],
+      ("other", 1.0, "broadcast"): [(0.2, 90.0, 9.0)]})], ignore_index=True)
+  text = "\n".join(report._comparison(_report(frame, tmp_path)))
+  assert "With 5 seeds per decoder the smallest possible" in text
+  assert "1 seeds" not in text and "only 1 seed" not in text

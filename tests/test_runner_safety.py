@@ -233,27 +233,74 @@ def test_a_study_folder_is_reported_only_with_its_own_study(tmp_path):
     runner.prepare_output_dir(other, out)
 
 
-def test_two_runners_on_a_new_folder_keep_the_first_study_copy(tmp_path):
+def test_two_runners_on_a_new_folder_keep_the_first_study_copy(
+    tmp_path, monkeypatch):
   first, second = tmp_path / "first.toml", tmp_path / "second.toml"
   first.write_text("name = 'first'\n")
   second.write_text("name = 'second'\n")
   copy = str(tmp_path / "study.toml")
-  assert atomic.copy_if_absent(str(first), copy)
+  real_copyfile = atomic.shutil.copyfile
+
+  def first_runner_wins_meanwhile(source, target):
+    # The race: the other runner's copy lands while this one writes its own.
+    if not os.path.exists(copy):
+      real_copyfile(str(first), copy)
+    return real_copyfile(source, target)
+
+  monkeypatch.setattr(atomic.shutil, "copyfile", first_runner_wins_meanwhile)
   assert not atomic.copy_if_absent(str(second), copy)
   assert open(copy).read() == "name = 'first'\n"
   assert sorted(os.listdir(tmp_path)) == ["first.toml", "second.toml",
                                           "study.toml"]
 
 
-def test_a_steps_seconds_add_up_over_attempts(tmp_path):
+def test_study_files_with_other_value_types_are_other_studies(tmp_path):
+  """1 == 1.0 in Python, but the run ids differ (beta1 vs beta1.0)."""
+  ints, floats = tmp_path / "a.toml", tmp_path / "b.toml"
+  ints.write_text('[sweep]\n"vae.beta" = [1, 2]\n')
+  floats.write_text('# a comment\n[sweep]\n"vae.beta" = [1.0, 2.0]\n')
+  assert not study_lib.same_study(str(ints), str(floats))
+  commented = tmp_path / "c.toml"
+  commented.write_text('# measured: 2 h\n[sweep]\n"vae.beta" = [1, 2]\n')
+  assert study_lib.same_study(str(ints), str(commented))
+
+
+def test_a_steps_seconds_add_up_over_attempts(tmp_path, monkeypatch):
+  clock = iter([100.0, 130.0, 200.0, 210.0])  # 30 s, then 10 s.
+  monkeypatch.setattr(worker.time, "time", lambda: next(clock))
   with pytest.raises(RuntimeError):
     with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
       raise RuntimeError("killed half way")
-  first = atomic.read_json(layout.timings_path(str(tmp_path)))["train"]
   with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
     pass
-  total = atomic.read_json(layout.timings_path(str(tmp_path)))["train"]
-  assert total >= first > 0
+  assert atomic.read_json(layout.timings_path(str(tmp_path))) == {
+      "train": 40.0}
+
+
+def test_an_attempt_that_dies_before_its_worker_starts_is_its_own(tmp_path):
+  """A SLURM job whose set-up line fails never runs the worker: the runner
+  marks the attempt when it submits it."""
+  directory = _run_folder(tmp_path)
+  (directory / layout.ERROR_FILE).write_text("ValueError: an old one\n")
+  (directory / layout.WORKER_LOG).write_text(
+      "%s (pid 1)\nValueError: an old gin typo, fixed since\n" %
+      worker.ATTEMPT_MARKER)
+  task = base.Task("r", "train", ("true",), str(directory / layout.WORKER_LOG))
+  runner._mark_attempt(task)  # pylint: disable=protected-access
+  outcome = runner._ended(str(tmp_path), _run(), base.exit_error(1))  # pylint: disable=protected-access
+  assert outcome.error == "worker exited with status 1"
+  assert not outcome.error_log
+
+
+def test_the_runners_signal_handlers_are_put_back_after_a_run(tmp_path):
+  lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
+  before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  previous = runner._stop_on_signals(object(), lock)  # pylint: disable=protected-access
+  assert signal.getsignal(signal.SIGTERM) not in before
+  runner._restore_signals(previous)  # pylint: disable=protected-access
+  lock.release()
+  assert (signal.getsignal(signal.SIGTERM),
+          signal.getsignal(signal.SIGINT)) == before
 
 
 def test_a_relative_cache_folder_reaches_workers_as_an_absolute_one(

@@ -34,6 +34,8 @@ TIMINGS_FILE = "timings.json"
 # One record per training attempt (machine, versions, source): where the
 # weights came from, which may differ from where the metrics ran.
 TRAIN_ATTEMPTS_FILE = "train_attempts.json"
+# What DONE.json records as an external model's training attempts.
+EXTERNAL_TRAINING = "external"
 PROGRESS_FILE = "progress.json"  # In the model folder, while training runs.
 SLURM_DIR = "slurm"
 REPORT = "report.md"

@@ -46,7 +46,7 @@ def describe_data(record):
 def describe_training(attempts):
   """One line for a run's training attempts: CPU and plugin source of each
   distinct one, in order ("then" where a resume ran elsewhere)."""
-  if attempts == "external":  # worker.EXTERNAL_TRAINING
+  if attempts == layout.EXTERNAL_TRAINING:
     return "trained elsewhere (an external model)"
   if not attempts:
     return provenance.NOT_RECORDED

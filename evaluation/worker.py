@@ -155,10 +155,6 @@ def train(run, directory):
         progress_path=layout.progress_path(model_dir))
 
 
-# What DONE.json records as an external model's training attempts.
-EXTERNAL_TRAINING = "external"
-
-
 def _provenance():
   """Library versions, machine and plugin source of this process."""
   return {"versions": versions.library_versions(),
@@ -260,7 +256,7 @@ def _done_record(run, directory):
   return dict(_provenance(), run_id=run.run_id,
               seconds=sum(timings.values()), timings=timings,
               finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-              train_attempts=(EXTERNAL_TRAINING if run.external else
+              train_attempts=(layout.EXTERNAL_TRAINING if run.external else
                               atomic.read_json(
                                   layout.train_attempts_path(directory))),
               **{provenance.DATA_KEY: data_source(run)})

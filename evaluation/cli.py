@@ -207,11 +207,18 @@ def main(argv=None):
     print("sbd_study: error: %s" % e, file=sys.stderr)
     return 2
   except OSError as e:
-    if e.errno != errno.ENOSPC:
+    if e.errno == errno.ENOSPC:
+      print("sbd_study: error: the disk is full (writing %s). Free some space "
+            "and run the same command again: finished runs and checkpoints "
+            "are kept." % (e.filename or args.output), file=sys.stderr)
+      return 2
+    if e.filename is None:
       raise
-    print("sbd_study: error: the disk is full (writing %s). Free some space "
-          "and run the same command again: finished runs and checkpoints are "
-          "kept." % (e.filename or args.output), file=sys.stderr)
+    # E.g. a marker that exists but cannot be read (permissions, NFS): it is
+    # reported, never taken for missing work and redone.
+    print("sbd_study: error: %s: %s. Fix access to it and run the same "
+          "command again: finished runs and checkpoints are kept." %
+          (e.filename, e.strerror or e), file=sys.stderr)
     return 2
 
 

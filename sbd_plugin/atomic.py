@@ -123,9 +123,14 @@ def read_json(path):
 
   A marker that does not parse was cut short (a killed writer, a full disk):
   callers treat it as absent and redo the step that writes it.
+
+  Raises:
+    OSError: if the file exists but cannot be read (no permission, an I/O or
+      stale NFS error). Such a marker is not absent: treating it so would
+      redo, and overwrite, finished work.
   """
   try:
     with open(path) as f:
       return json.load(f)
-  except (OSError, ValueError):
+  except (FileNotFoundError, NotADirectoryError, ValueError):
     return None

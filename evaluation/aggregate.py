@@ -163,10 +163,59 @@ _PER_RUN_SETTINGS = ("model.name", "model.random_seed", "model.model_num",
                      "checkpoints.every_steps", "checkpoints.every_seconds")
 
 
-def _decoder_setting(binding):
-  """True for a binding of the decoder: it may differ between decoders."""
+def _decoder_setting(binding, per_decoder=()):
+  """True for a binding that may differ between decoders.
+
+  Args:
+    binding: A training binding as dlib records it (`model.batch_size`).
+    per_decoder: Bindings the study sets per decoder (`per_decoder_bindings`).
+
+  Returns:
+    True for the decoder's own bindings and those of `per_decoder`.
+  """
   configurable = binding.rsplit(".", 1)[0].rsplit("/", 1)[-1]
-  return configurable == "decoder" or configurable.endswith("_decoder")
+  if configurable == "decoder" or configurable.endswith("_decoder"):
+    return True
+  # dlib records gin's shortest name of a configurable; a study may spell it
+  # with its module (`train.model.batch_size`), or the other way round.
+  return any(binding == key or binding.endswith("." + key) or
+             key.endswith("." + binding) for key in per_decoder)
+
+
+def _planned(bindings):
+  """{binding: value text} of gin binding lines; the last one of a key wins."""
+  planned = {}
+  for line in bindings:
+    if "=" in line:
+      key, value = line.split("=", 1)
+      planned[key.strip()] = value.strip()
+  return planned
+
+
+def per_decoder_bindings(runs):
+  """The training bindings a study plans differently for its decoders.
+
+  Runs of one dataset, model, sweep and seed are planned alike except for
+  what the study's `[decoder_bindings]` give each decoder (and the run's
+  name): these bindings may differ between decoders, as intended.
+
+  Args:
+    runs: The study's runs (evaluation.study.Run).
+
+  Returns:
+    Frozenset of binding keys as the study writes them (`model.batch_size`).
+  """
+  groups = {}
+  for run in runs:
+    if not run.external:  # Trained elsewhere: no training bindings here.
+      groups.setdefault((run.dataset, run.model, run.sweep, run.seed),
+                        []).append(_planned(run.train_bindings))
+  keys = set()
+  for planned in groups.values():
+    for key in set().union(*planned):
+      if len({p.get(key) for p in planned}) > 1:
+        keys.add(key)
+  return frozenset(keys - set(_PER_RUN_SETTINGS))
 
 
 def _setting_text(value):
@@ -177,7 +226,7 @@ def _setting_text(value):
   return str(value)
 
 
-def settings_differences(tidy, wide):
+def settings_differences(tidy, wide, per_decoder=()):
   """Training settings that differ between runs one table row compares.
 
   A resumed study whose gin files were edited between sessions, or whose
@@ -185,11 +234,14 @@ def settings_differences(tidy, wide):
   differently; the tables would not show it. Within a (dataset, model,
   beta) group every training binding must be the same, except each run's
   name and seed, checkpoint timing and, between decoders, the decoder's own
-  bindings (which must agree among one decoder's runs).
+  bindings and those the study sets per decoder (which must agree among one
+  decoder's runs).
 
   Args:
     tidy: `tidy_results`' frame (its run ids and groups).
     wide: dlib's wide DataFrame (`dlib_frame`), with `train_config.*`.
+    per_decoder: Bindings the study's `[decoder_bindings]` set differently
+      per decoder (`per_decoder_bindings`), e.g. a batch size per decoder.
 
   Returns:
     List of (group text, binding, {value text: [run ids]}), sorted; empty
@@ -212,7 +264,8 @@ def settings_differences(tidy, wide):
       binding = column[len(prefix):]
       if binding in _PER_RUN_SETTINGS:
         continue
-      parts = (group.groupby("decoder") if _decoder_setting(binding)
+      parts = (group.groupby("decoder")
+               if _decoder_setting(binding, per_decoder)
                else [(None, group)])
       for _, part in parts:
         values = {}

@@ -14,7 +14,7 @@ with `tables.N_RESAMPLES` resamples from a fresh generator seeded
   Holm over the betas).
 - (d) held-out region: `heldout_gaps` (per run, held-out minus seen
   reconstruction error) and `heldout_gap_table` (each decoder against the
-  baseline).
+  baseline, Holm over the table's tests).
 - (e) small objects: `gap_difference_table`, the decoder-minus-baseline gap in
   medians on one dataset minus the same gap on another, with a bootstrap
   interval; the two datasets may come from two studies
@@ -260,9 +260,10 @@ def heldout_gaps(errors):
   return runs
 
 
+HELDOUT_HOLM_COLUMN = "p Holm (over the table)"
 HELDOUT_COLUMNS = ["model", "beta", "decoder", "baseline", "n", "gaps",
                    "median", "diff_median", "ci_low", "ci_high",
-                   "prob_superiority", "p_value", "note"]
+                   "prob_superiority", "p_value", "p_holm", "note"]
 
 
 def _same_beta(betas, beta):
@@ -284,7 +285,10 @@ def heldout_gap_table(gaps, baseline=study_lib.BASELINE):
   per-seed gaps: per model and beta, each decoder's median gap, the
   difference of medians against the baseline with its bootstrap percentile
   interval, P(sup) and the exact two-sided Mann-Whitney p. A smaller gap
-  is better (less lost on the region never seen in training).
+  is better (less lost on the region never seen in training). With several
+  models, betas or decoders the endpoint has one test each: `p_holm` is the
+  p Holm-adjusted over every test of this table: a family of its own, apart
+  from the comparison tables' families.
 
   Args:
     gaps: Output of `heldout_gaps`.
@@ -293,9 +297,12 @@ def heldout_gap_table(gaps, baseline=study_lib.BASELINE):
   Returns:
     DataFrame with HELDOUT_COLUMNS, one row per model, beta and decoder;
     `gaps` lists the decoder's per-seed gaps ("seed: gap"). A run without
-    one of the splits is left out (its gap is NaN).
+    one of the splits is left out (its gap is NaN). `p_value` and `p_holm`
+    are NaN where no test was computed (`note` says why).
   """
   tidy = gaps.assign(dataset="", metric=HELDOUT_GAP, value=gaps["gap"])
+  # The gap is the table's only metric, so tables' primary family (its Holm)
+  # is every test of this table.
   table = tables.comparison_table(tidy, baseline,
                                   primary_metrics=(HELDOUT_GAP,))
   table["gaps"] = [_seed_values(gaps[
@@ -305,10 +312,18 @@ def heldout_gap_table(gaps, baseline=study_lib.BASELINE):
   return table[HELDOUT_COLUMNS]
 
 
+def heldout_tests(table):
+  """The number of tests Holm corrects over in `heldout_gap_table`'s table."""
+  return int(table["p_value"].notna().sum())
+
+
 def format_heldout_gaps(table):
-  """The strings of `heldout_gap_table`'s Markdown table."""
+  """The strings of `heldout_gap_table`'s Markdown table.
+
+  With more than one test, "p Holm" beside "p" (with one they are equal).
+  """
   baseline = table["baseline"].iloc[0] if len(table) else "baseline"
-  return pd.DataFrame({
+  strings = pd.DataFrame({
       "model": table["model"].astype(str),
       "β": table["beta"].map(tables.format_beta),
       "decoder": table["decoder"].astype(str),
@@ -324,6 +339,10 @@ def format_heldout_gaps(table):
       "note": [("" if n == tables.NOTE_BASELINE else n)
                for n in table["note"]],
   })
+  if heldout_tests(table) > 1:
+    strings.insert(strings.columns.get_loc("p") + 1, HELDOUT_HOLM_COLUMN,
+                   table["p_holm"].map(_fmt_p).to_numpy())
+  return strings
 
 
 # --- (e) Small objects: difference of differences -----------------------------

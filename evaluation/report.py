@@ -316,6 +316,13 @@ def _heldout_gap_lines(errors, baseline, output_dir):
   table = endpoints.heldout_gap_table(endpoints.heldout_gaps(errors),
                                       baseline)
   path = _write_csv(table, layout.heldout_gaps_csv(output_dir))
+  tests = endpoints.heldout_tests(table)
+  # Several models, betas or decoders: several tests of one endpoint.
+  holm = ("; and %s, the p corrected with Holm's method over the table's "
+          "%d tests (every model, β and decoder against `%s`: a family of "
+          "its own, apart from the comparison tables' families)" % (
+              endpoints.HELDOUT_HOLM_COLUMN, tests, baseline)
+          if tests > 1 else "")
   lines = ["### Held-out gap per seed", "",
            "Primary endpoint of the held-out claim: per seed, the mean "
            "reconstruction error on the held-out region minus that on seen "
@@ -324,11 +331,11 @@ def _heldout_gap_lines(errors, baseline, output_dir):
            "and their median; against `%s`, the difference of medians with "
            "its bootstrap percentile %d%% CI (%d resamples, seed %d), P(sup) "
            "(the probability that a seed of the decoder has the larger gap) "
-           "and the exact two-sided Mann-Whitney p, one test per model and "
-           "β. A negative difference and P(sup) < 0.5 favour the decoder "
-           "(numbers: %s)." % (
+           "and the exact two-sided Mann-Whitney p, one test per model, β "
+           "and decoder%s. A negative difference and P(sup) < 0.5 favour "
+           "the decoder (numbers: %s)." % (
                baseline, round(100 * tables.CONFIDENCE_LEVEL),
-               tables.N_RESAMPLES, tables.BOOTSTRAP_SEED,
+               tables.N_RESAMPLES, tables.BOOTSTRAP_SEED, holm,
                _link(path, output_dir)), ""]
   if not len(table):
     return lines + ["No run has both splits.", ""]
@@ -338,8 +345,12 @@ def _heldout_gap_lines(errors, baseline, output_dir):
   if len(tested):
     base = table[table["decoder"] == baseline]["n"]
     n, n_base = int(tested["n"].min()), int(base.min()) if len(base) else 0
-    lines += ["With %d against %d seeds the smallest possible p is %.2g." % (
-        n, n_base, tables.min_exact_p(n, max(n_base, 1))), ""]
+    text = "With %d against %d seeds the smallest possible p is %.2g" % (
+        n, n_base, tables.min_exact_p(n, max(n_base, 1)))
+    if tests > 1:
+      text += "; Holm multiplies the smallest of the %d p-values by %d" % (
+          tests, tests)
+    lines += [text + ".", ""]
   return lines
 
 
@@ -496,8 +507,10 @@ def _no_results(unused_r):
 def _comparison(r):
   """The comparison tables, how to read them, and the seeds they need."""
   study, output_dir = r.study, r.output_dir
+  # Datasets in the study's order, as in the other sections.
   table = tables.comparison_table(r.frame, study.baseline,
-                                  study.primary_metrics)
+                                  study.primary_metrics,
+                                  dataset_order=_dataset_order(r))
   paths = tables.write_tables(table, layout.comparison_prefix(output_dir))
   # Holm's secondary family: the rows the table has; a metric without any
   # value (e.g. a downstream size the study does not compute) has none.
@@ -713,7 +726,8 @@ def _rate_distortion_by_beta(r):
 
 
 def _dataset_order(r):
-  """The frame's datasets in the study's order (others after, by name)."""
+  """The frame's datasets in the study's order (others after, by name): the
+  order of the comparison table and of the gaps between datasets."""
   present = set(r.frame["dataset"])
   order = [d for d in dict.fromkeys(run.dataset for run in r.study.runs)
            if d in present]
@@ -807,7 +821,9 @@ def _heldout(r):
 # the "## Figures" chapter (and a folder without runs/ keeps them by it).
 def _different_settings(r):
   """A warning if runs one row compares were trained with other settings."""
-  found = aggregate.settings_differences(r.frame, r.wide)
+  # What the study sets per decoder may differ between decoders by design.
+  found = aggregate.settings_differences(
+      r.frame, r.wide, aggregate.per_decoder_bindings(r.study.runs))
   if not found:
     return []
   lines = ["## Warning: runs compared here were trained with different "
@@ -815,7 +831,8 @@ def _different_settings(r):
            "dlib's record of each training (`train_config.*` in its train "
            "results) shows runs of one dataset, model and strength trained "
            "with different values of these gin bindings (between decoders, "
-           "only the decoders' own bindings may differ), so the tables below "
+           "only the decoders' own bindings and those the study sets per "
+           "decoder in `[decoder_bindings]` may differ), so the tables below "
            "compare different settings. Typical causes: gin files edited "
            "between sessions of a resumed study, or runs trained by another "
            "plugin version. Train the differing runs again with one setting "

@@ -335,7 +335,8 @@ def num_tests(table, family=PRIMARY):
 
 def comparison_table(df, baseline=study_lib.BASELINE,
                      primary_metrics=study_lib.PRIMARY_METRICS,
-                     n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED):
+                     n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED,
+                     dataset_order=None):
   """Summarises each decoder per dataset, model, beta and metric.
 
   Args:
@@ -347,18 +348,21 @@ def comparison_table(df, baseline=study_lib.BASELINE,
       metric is secondary. Holm corrects each family separately.
     n_resamples: Bootstrap resamples of the confidence interval.
     seed: Seed of every cell's bootstrap (the table is reproducible).
+    dataset_order: Optional sequence of dataset names, e.g. the study's
+      order; datasets it does not list follow, by name. Default: by name.
 
   Returns:
     Tidy DataFrame with columns TABLE_COLUMNS, one row per dataset x model x
-    beta x metric x decoder. `diff_median` is the decoder's median minus the
-    baseline's median, [`ci_low`, `ci_high`] its percentile bootstrap
-    CONFIDENCE_LEVEL interval (`median_difference_ci`); `prob_superiority` is
-    U / (n1 n2); `p_value` is the two-sided Mann-Whitney U p-value of the
-    decoder's values against the baseline's and `p_holm` its Holm adjustment
-    over all cells of the metric's `family` (PRIMARY or SECONDARY) that have a
-    p-value. The test's columns and the interval are NaN on the baseline
-    row (`diff_median` too), when the baseline has no values and when a group
-    has fewer than 2 values; `note`
+    beta x metric x decoder, sorted by dataset (`dataset_order`), model,
+    beta and metric, the baseline first in each cell. `diff_median` is the
+    decoder's median minus the baseline's median, [`ci_low`, `ci_high`] its
+    percentile bootstrap CONFIDENCE_LEVEL interval (`median_difference_ci`);
+    `prob_superiority` is U / (n1 n2); `p_value` is the two-sided
+    Mann-Whitney U p-value of the decoder's values against the baseline's
+    and `p_holm` its Holm adjustment over all cells of the metric's `family`
+    (PRIMARY or SECONDARY) that have a p-value. The test's columns and the
+    interval are NaN on the baseline row (`diff_median` too), when the
+    baseline has no values and when a group has fewer than 2 values; `note`
     says why a p-value is missing or was set (see `mann_whitney`).
   """
   _check_columns(df, REQUIRED_COLUMNS)
@@ -393,6 +397,12 @@ def comparison_table(df, baseline=study_lib.BASELINE,
                        family=metric_family(metric, primary_metrics),
                        p_holm=nan, note=note))
   table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+  if dataset_order is not None:
+    # Stable: within a dataset, and among the unlisted ones, as grouped.
+    rank = {d: i for i, d in enumerate(dataset_order)}
+    position = [rank.get(d, len(rank)) for d in table["dataset"]]
+    table = table.iloc[np.argsort(position, kind="stable")].reset_index(
+        drop=True)
   for family in (PRIMARY, SECONDARY):
     members = table["family"] == family
     table.loc[members, "p_holm"] = holm(table.loc[members, "p_value"])

@@ -20,6 +20,7 @@ from evaluation import report
 from evaluation import study as study_lib
 from evaluation import tables
 from tests.helpers import REPO
+from tests.helpers import study_toml
 
 
 def _run(dataset, decoder, seed, beta=1.0, model="vae"):
@@ -214,8 +215,47 @@ def test_heldout_gap_table_known_numbers():
   assert row["ci_low"] <= -4.0 <= row["ci_high"]
   same = _row(table, decoder="same")
   assert same["diff_median"] == 0 and same["p_value"] == 1.0
+  # Two tests: Holm over both (0.1 and 1 -> 0.2 and 1).
+  assert row["p_holm"] == pytest.approx(0.2) and same["p_holm"] == 1.0
+  assert math.isnan(base["p_holm"])
   strings = endpoints.format_heldout_gaps(table)
   assert _row(strings, decoder="broadcast")["p"] == "0.1"
+  assert _row(strings, decoder="broadcast")[
+      endpoints.HELDOUT_HOLM_COLUMN] == "0.2"
+
+
+def test_heldout_p_is_holm_corrected_when_the_study_sweeps_beta(tmp_path):
+  parts = []
+  for beta in (1.0, 4.0):
+    part = _errors({"deconv": [5.0, 6.0, 7.0], "broadcast": [1.0, 2.0, 3.0]})
+    parts.append(part.assign(beta=beta, run_id=part["run_id"] +
+                             "-beta%g" % beta))
+  errors = pd.concat(parts, ignore_index=True)
+  table = endpoints.heldout_gap_table(endpoints.heldout_gaps(errors),
+                                      baseline="deconv")
+  tested = table[table["decoder"] == "broadcast"]
+  assert list(tested["beta"]) == [1.0, 4.0]
+  assert list(tested["p_value"]) == pytest.approx([0.1, 0.1])
+  assert list(tested["p_holm"]) == pytest.approx([0.2, 0.2])
+  text = "\n".join(report._heldout_gap_lines(errors, "deconv",
+                                             str(tmp_path)))
+  header = [l for l in text.splitlines() if l.startswith("| model")]
+  assert len(header) == 1
+  assert "| p | %s | note |" % endpoints.HELDOUT_HOLM_COLUMN in header[0]
+  assert text.count("| 0.1 | 0.2 |") == 2
+  assert ("one test per model, β and decoder; and %s, the p corrected with "
+          "Holm's method over the table's 2 tests (every model, β and "
+          "decoder against `deconv`: a family of its own, apart from the "
+          "comparison tables' families)." % endpoints.HELDOUT_HOLM_COLUMN
+          in text)
+  assert ("With 3 against 3 seeds the smallest possible p is 0.1; Holm "
+          "multiplies the smallest of the 2 p-values by 2." in text)
+  saved = pd.read_csv(layout.heldout_gaps_csv(str(tmp_path)))
+  assert list(saved.columns) == endpoints.HELDOUT_COLUMNS
+  # One test: p alone, nothing to correct.
+  one = "\n".join(report._heldout_gap_lines(
+      errors[errors["beta"] == 1.0], "deconv", str(tmp_path)))
+  assert "Holm" not in one and "one test per model, β and decoder." in one
 
 
 def test_heldout_gap_table_without_baseline_runs():
@@ -353,6 +393,20 @@ def test_dataset_gaps_follow_the_study_order(tmp_path):
   assert "`small` minus `full`:" in text and "+0.200 [" in text
   table = pd.read_csv(layout.dataset_gaps_csv(str(tmp_path)))
   assert table["difference"][0] == pytest.approx(0.2)
+
+
+def test_the_comparison_table_lists_datasets_in_the_study_order(tmp_path):
+  # The study lists `small` first; by name `full` would be: the table
+  # follows the study, as the gap section does.
+  r = _report(_two_datasets(), tmp_path,
+              [_run(d, "deconv", 0) for d in ("small", "full")])
+  lines = "\n".join(report._comparison(r)).splitlines()
+  shown = [l.split("|")[1].strip() for l in lines
+           if l.startswith(("| small |", "| full |"))]
+  assert list(dict.fromkeys(shown)) == ["small", "full"]
+  saved = pd.read_csv(layout.comparison_prefix(str(tmp_path)) + ".csv")
+  assert list(dict.fromkeys(saved["dataset"])) == ["small", "full"]
+  assert "`small` minus `full`:" in "\n".join(report._dataset_gaps(r))
 
 
 def test_report_without_runs_has_the_three_endpoints(tmp_path):
@@ -627,6 +681,43 @@ def test_runs_of_one_comparison_trained_differently_are_named(tmp_path):
                          "different settings")
   assert "- ds, vae, β=1, `model.training_steps`: 3000 in " in text
   assert "; 6000 in `%s`" % odd in text
+
+
+def test_a_setting_the_study_binds_per_decoder_may_differ_between_decoders(
+    tmp_path):
+  path = tmp_path / "per_decoder.toml"
+  path.write_text(study_toml(
+      decoders=("deconv", "broadcast"), seeds=range(5), metrics=("mig",),
+      extra='[decoder_bindings]\nbroadcast = ["model.batch_size = 32"]\n'))
+  study = study_lib.parse_study(str(path))
+  per_decoder = aggregate.per_decoder_bindings(study.runs)
+  assert per_decoder == {"model.batch_size"}
+  frame = pd.DataFrame([
+      dict(run_id=run.run_id, dataset=run.dataset, model=run.model,
+           decoder=run.decoder, seed=run.seed, beta=1.0, metric="mig",
+           value=0.1) for run in study.runs])
+  # As planned: [train] binds 8, broadcast's own binding 32.
+  planned = {run.run_id: {"model.batch_size": (
+      32 if run.decoder == "broadcast" else 8)} for run in study.runs}
+  wide = _wide(frame, **planned)
+  assert aggregate.settings_differences(frame, wide, per_decoder) == []
+  r = dataclasses.replace(_report(frame, tmp_path, study.runs), wide=wide)
+  assert report._different_settings(r) == []
+  # Within one decoder it must still agree ...
+  broadcast = [run.run_id for run in study.runs
+               if run.decoder == "broadcast"]
+  edited = dict(planned, **{broadcast[0]: {"model.batch_size": 16}})
+  (_, binding, values), = aggregate.settings_differences(
+      frame, _wide(frame, **edited), per_decoder)
+  assert binding == "model.batch_size" and values["16"] == [broadcast[0]]
+  # ... and every other binding between decoders.
+  edited = dict(planned, **{broadcast[0]: {"model.batch_size": 32,
+                                           "model.training_steps": 6000}})
+  r = dataclasses.replace(r, wide=_wide(frame, **edited))
+  text = "\n".join(report._different_settings(r))
+  assert ("`model.training_steps`: 6000 in `%s`; 3000 in " % broadcast[0]
+          in text)
+  assert "`model.batch_size`" not in text
 
 
 def test_a_decoder_without_values_in_a_row_is_named(tmp_path):

@@ -254,6 +254,25 @@ def test_new_columns_and_families():
       "-", "0.016 (primary)", "0.0079 (secondary)"}
 
 
+def test_datasets_in_a_given_order_with_the_same_numbers():
+  df = pd.concat([
+      _results({"deconv": [1, 2, 3], "broadcast": [4, 5, 6]}, dataset=d)
+      for d in ("b_full", "a_small", "c_extra")])
+  by_name = tables.comparison_table(df, baseline="deconv")
+  assert list(dict.fromkeys(by_name["dataset"])) == ["a_small", "b_full",
+                                                     "c_extra"]
+  # The study's order; a dataset it does not list follows, by name.
+  ordered = tables.comparison_table(df, baseline="deconv",
+                                    dataset_order=["b_full", "a_small"])
+  assert list(dict.fromkeys(ordered["dataset"])) == ["b_full", "a_small",
+                                                     "c_extra"]
+  assert list(ordered["decoder"]) == ["deconv", "broadcast"] * 3
+  # Only the rows' order changes: Holm and the intervals are the same.
+  pd.testing.assert_frame_equal(
+      ordered.sort_values(["dataset", "decoder"]).reset_index(drop=True),
+      by_name.sort_values(["dataset", "decoder"]).reset_index(drop=True))
+
+
 @pytest.mark.parametrize("model,beta,expected", [
     ("factorvae", 30.0, "γ=30"), ("vae", 1.0, "β=1"), ("beta_vae", 0.5, "β=0.5"),
     ("dip_vae", float("nan"), "λ_od=-")])

@@ -3,12 +3,14 @@
 - `FolderLock`: an exclusive `flock` on a file in a folder. The kernel frees
   it when the holder dies (even by SIGKILL), so a killed runner never blocks
   the next one, while a live one keeps a second runner (or a second worker of
-  the same run) out. Where `flock` is not supported (ENOSYS, EOPNOTSUPP or
-  ENOLCK on some Lustre and NFS mounts) it falls back to a lock file created
-  with O_CREAT|O_EXCL that names its holder's host, pid and start time; such
-  a file is stale once that process is gone from this host. One left by a
-  process of another host cannot be checked from here: it stays in force and
-  the error says which file to delete once that process is known to be gone.
+  the same run) out. The holder writes its name into the file, for the
+  error the next one gets, and clears it on release. Where `flock` is not
+  supported (ENOSYS, EOPNOTSUPP or ENOLCK on some Lustre and NFS mounts) it
+  falls back to a lock file created with O_CREAT|O_EXCL that names its
+  holder's host, pid and start time; such a file is stale once that process
+  is gone from this host. One left by a process of another host cannot be
+  checked from here: it stays in force and the error says which file to
+  delete once that process is known to be gone.
 - `die_with_parent`: called first thing in a child; asks Linux to SIGKILL the
   child when its parent dies, so a killed runner leaves no worker behind to
   write into a run that a later runner redoes.
@@ -23,12 +25,11 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-
-from sbd_plugin import atomic
 
 PARENT_ENV = "SBD_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -54,6 +55,16 @@ def _start_time(pid):
     return None
 
 
+def _own_record(what):
+  """The lock files' record of this process (`what` holds the lock)."""
+  return {"what": what, "host": os.uname().nodename, "pid": os.getpid(),
+          "start_time": _start_time(os.getpid())}
+
+
+# How earlier versions named the holder in the flock'ed file (plain text).
+_OLD_HOLDER_TEXT = re.compile(r"^(.*) \(pid (\d+) on (.+)\)$", re.S)
+
+
 def _holder_text(record):
   return "%s (pid %s on %s)" % (record.get("what", "?"), record.get("pid"),
                                 record.get("host"))
@@ -66,7 +77,10 @@ class FolderLock(object):
     self.path = os.path.join(folder, name)
     # The fallback where flock is unsupported (see the module docstring).
     self.file_path = self.path + ".owner"
+    # Who may remove a stale `file_path` now (see `_remove_stale`).
+    self.claim_path = self.file_path + ".takeover"
     self._fd = None
+    self._writable = False
     self._record = None
 
   def acquire(self, what):
@@ -79,7 +93,7 @@ class FolderLock(object):
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-      holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+      holder = self._named_holder(os.pread(fd, 4096, 0))
       os.close(fd)
       if e.errno in (errno.EAGAIN, errno.EACCES):
         raise LockedError(holder or "another process") from None
@@ -88,10 +102,35 @@ class FolderLock(object):
       raise
     if writable:
       os.ftruncate(fd, 0)
-      os.pwrite(fd, ("%s (pid %d on %s)" % (what, os.getpid(),
-                                           os.uname().nodename)).encode(), 0)
-    self._fd = fd
+      os.pwrite(fd, json.dumps(_own_record(what)).encode(), 0)
+    self._fd, self._writable = fd, writable
     return self
+
+  def _named_holder(self, content):
+    """The holder the lock file's `content` names, as an error says it.
+
+    A holder that could not write the file (see `_open`) leaves in it the
+    name of whoever wrote it last; a holder that could clears it on release.
+    So a name is trusted only while that process may still run: a process
+    of this host that has ended is not named (one of another host cannot be
+    checked from here).
+
+    Returns:
+      Text naming the holder, or "" if the file names no live process.
+    """
+    text = content.decode("utf-8", "replace").strip()
+    try:
+      record = json.loads(text)
+    except ValueError:
+      # An older version's "<what> (pid <pid> on <host>)", or nothing.
+      match = _OLD_HOLDER_TEXT.match(text)
+      record = match and {"what": match.group(1), "pid": int(match.group(2)),
+                          "host": match.group(3)}
+      if not record:
+        return text
+    if not isinstance(record, dict) or self._is_stale(record):
+      return ""
+    return _holder_text(record)
 
   def _open(self):
     """Opens the lock file, made with the umask's mode (0666 minus it).
@@ -110,8 +149,7 @@ class FolderLock(object):
 
   def _acquire_file(self, what):
     """The fallback: creates `file_path` exclusively, or names its holder."""
-    record = {"what": what, "host": os.uname().nodename, "pid": os.getpid(),
-              "start_time": _start_time(os.getpid())}
+    record = _own_record(what)
     for _ in range(2):  # Once more after removing a stale file.
       try:
         fd = os.open(self.file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
@@ -123,17 +161,22 @@ class FolderLock(object):
                             "(%s)" % self.file_path) from None
         if holder is not None and not self._is_stale(holder):
           raise LockedError(self._held_text(holder)) from None
-        self._remove_stale(holder)
+        self._remove_stale()
         continue
       with os.fdopen(fd, "w") as f:
         json.dump(record, f)
       self._record = record
       return self
+    if self._age(self.claim_path) >= _UNWRITTEN_SECONDS:
+      raise LockedError(
+          "a process removing the stale lock file %s was stopped half way: "
+          "if no process of this study runs, delete %s" % (
+              self.file_path, self.claim_path))
     raise LockedError("another process took %s first" % self.file_path)
 
-  def _age(self):
+  def _age(self, path=None):
     try:
-      return time.time() - os.stat(self.file_path).st_mtime
+      return time.time() - os.stat(path or self.file_path).st_mtime
     except FileNotFoundError:
       return float("inf")
 
@@ -166,28 +209,46 @@ class FolderLock(object):
                self.file_path)
     return text
 
-  def _remove_stale(self, record):
-    """Removes a stale lock file, unless another process replaced it first."""
-    aside = "%s.stale.%d" % (self.file_path, os.getpid())
+  def _remove_stale(self):
+    """Removes the lock file if it is stale, in turn with other removers.
+
+    The remover that creates `claim_path` (exclusively) reads the lock file
+    again and removes it only if it is still stale; the others leave it. A
+    stale file cannot change meanwhile (its holder is gone, O_EXCL fails
+    while it exists, no other remover has the claim), so a live holder's
+    file, made after the stale one was read, is never removed or moved
+    aside, not even for a moment.
+    """
     try:
-      os.rename(self.file_path, aside)  # Atomic: one remover wins.
+      os.close(os.open(self.claim_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                       0o666))
+    except FileExistsError:
+      return  # Another process is at it: look at the lock file again.
+    try:
+      holder = self._read_file()
+      if (self._age() >= _UNWRITTEN_SECONDS if holder is None else
+          self._is_stale(holder)):
+        os.remove(self.file_path)
     except FileNotFoundError:
-      return
-    if atomic.read_json(aside) != record:  # A new holder's file: put it back.
-      try:
-        os.link(aside, self.file_path)
-      except FileExistsError:
-        pass
-    os.remove(aside)
+      pass
+    finally:
+      os.remove(self.claim_path)
 
   def release(self):
-    if self._fd is not None:
-      os.close(self._fd)  # Closing the descriptor drops the flock.
-      self._fd = None
-    if self._record is not None:
-      if self._read_file() == self._record:
-        os.remove(self.file_path)
-      self._record = None
+    # Taken first: a signal handler that releases too finds nothing left.
+    fd, self._fd = self._fd, None
+    record, self._record = self._record, None
+    if fd is not None:
+      if self._writable:
+        # The next holder may not be able to write its name (see `_open`):
+        # it must not be taken for this process.
+        try:
+          os.ftruncate(fd, 0)
+        except OSError:
+          pass
+      os.close(fd)  # Closing the descriptor drops the flock.
+    if record is not None and self._read_file() == record:
+      os.remove(self.file_path)
 
 
 def die_with_parent():

@@ -138,11 +138,19 @@ def tasks_left(output_dir, run, env=()):
 def _mark_attempt(task):
   """Starts the attempt's part of worker.log before its worker exists: an
   attempt that dies before the worker prints its own marker (a failed SLURM
-  set-up line, a kill during start-up) is then not read as the last one."""
+  set-up line, a kill during start-up) is then not read as the last one.
+
+  The marker starts a line of its own, also after an attempt killed in the
+  middle of a line.
+  """
   try:
-    with open(task.log_path, "a") as log:
-      log.write("%s (%s phase, submitted by the runner)\n" % (
-          worker.ATTEMPT_MARKER, task.phase))
+    with open(task.log_path, "ab+") as log:  # Writes go to the end.
+      size, cut = log.seek(0, os.SEEK_END), False
+      if size:
+        log.seek(size - 1)
+        cut = log.read(1) != b"\n"
+      log.write(("%s%s (%s phase, submitted by the runner)\n" % (
+          "\n" if cut else "", worker.ATTEMPT_MARKER, task.phase)).encode())
   except OSError:
     pass  # Best effort: the task runs either way.
 
@@ -152,14 +160,17 @@ _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)")
 
 
 def _last_attempt_lines(directory):
-  """The non-empty lines of worker.log after its last attempt marker."""
+  """The non-empty lines of worker.log after its last attempt marker.
+
+  The marker may sit at the end of a line: an attempt killed while it wrote
+  a line leaves it unfinished, and the next marker goes on from there.
+  """
   try:
     with open(layout.worker_log(directory), errors="replace") as f:
       lines = [l.rstrip() for l in f if l.strip()]
   except FileNotFoundError:
     return []
-  starts = [i for i, l in enumerate(lines)
-            if l.startswith(worker.ATTEMPT_MARKER)]
+  starts = [i for i, l in enumerate(lines) if worker.ATTEMPT_MARKER in l]
   return lines[starts[-1] + 1:] if starts else lines
 
 

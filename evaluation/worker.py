@@ -14,9 +14,10 @@ A step counts as done only when its result JSON parses; a step cut short is
 redone, never trusted. Training resumes from its newest checkpoint
 (`sbd_plugin.dlib_bridge.resumable_train`) and reports its progress in
 `model/progress.json`; postprocessing and each metric are redone from
-scratch. The seconds of each finished step go to `timings.json`, and into
-DONE.json, which is written last and atomically; only then does the run
-count as finished.
+scratch. The seconds of each step go to `timings.json` (a training's over
+all its attempts, a redone step's from the attempt that made its result),
+and into DONE.json, which is written last and atomically; only then does
+the run count as finished.
 
 The worker holds `<run_dir>/.lock` while it works, so two workers never write
 the same run, and dies with the process that started it.
@@ -28,6 +29,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -74,11 +76,21 @@ def _fresh(step_dir):
 
 
 @contextlib.contextmanager
-def _timed(directory, step):
-  """Adds the seconds of the block to `timings.json` under `step`.
+def _timed(directory, step, resumed):
+  """Records the seconds of the block in `timings.json` under `step`.
 
-  Every attempt counts, finished or stopped by an error or SIGTERM (a resumed
-  training took all of them); only a SIGKILLed attempt's seconds are lost.
+  The seconds are what the step cost (the run's times in the runner's
+  summary, DONE.json and the "Time on 2 cores" estimates).
+
+  Args:
+    directory: The run's folder.
+    step: "train", "postprocess", a metric's name or "metrics".
+    resumed: True for a step that goes on from what earlier attempts did (a
+      training resumes from its newest checkpoint): the seconds of every
+      attempt add up, finished or stopped by an error or SIGTERM; only a
+      SIGKILLed attempt's are lost. False for a step redone from scratch
+      (`_fresh`): an earlier attempt's seconds bought nothing the result
+      uses, so they are replaced by this attempt's.
   """
   start = time.time()
   try:
@@ -86,7 +98,8 @@ def _timed(directory, step):
   finally:
     path = layout.timings_path(directory)
     timings = atomic.read_json(path) or {}
-    timings[step] = timings.get(step, 0.0) + time.time() - start
+    timings[step] = (timings.get(step, 0.0) if resumed else 0.0) + (
+        time.time() - start)
     try:
       atomic.write_json(path, timings, indent=1)
     except OSError:
@@ -148,7 +161,7 @@ def train(run, directory):
   # pylint: enable=g-import-not-at-top
   faults.point("train")
   _record_train_attempt(directory)
-  with _timed(directory, "train"):
+  with _timed(directory, "train", resumed=True):
     resumable_train.train_with_gin(
         model_dir, list(run.model_configs),
         list(run.train_bindings) + list(run.dataset_bindings),
@@ -205,7 +218,7 @@ def evaluate(run, directory):
   if not step_done(mean_dir, "postprocess"):
     faults.point("postprocess")
     _fresh(mean_dir)
-    with _timed(directory, "postprocess"):
+    with _timed(directory, "postprocess", resumed=False):
       postprocess.postprocess_with_gin(model_dir, mean_dir, False,
                                        [run.postprocess_config], dataset)
   for metric, config in run.metric_configs:
@@ -213,7 +226,7 @@ def evaluate(run, directory):
     if not step_done(metric_dir, "evaluation"):
       faults.point("metric:" + metric)
       _fresh(metric_dir)
-      with _timed(directory, metric):
+      with _timed(directory, metric, resumed=False):
         dlib_evaluate.evaluate_with_gin(
             mean_dir, metric_dir, False, [config],
             dataset + ["evaluation.name = %s" % study_lib.gin_literal(metric)]
@@ -238,7 +251,8 @@ def _evaluate_external(run, directory):
                 configs=list(run.metric_configs),
                 log=lambda line: print("[worker] " + line, flush=True))
   faults.point("metric:" + run.metric_configs[0][0])
-  with _timed(directory, "metrics"):
+  # Resumed: the metrics an earlier attempt finished are kept, not redone.
+  with _timed(directory, "metrics", resumed=True):
     if spec["kind"] == "onnx":
       api.score_onnx(spec["source"], run.dataset,
                      input_layout=spec["input_layout"], **common)
@@ -330,6 +344,56 @@ def _raise_stopped(unused_signum, unused_frame):
   raise _Stopped()
 
 
+# Seconds before a SIGTERM whose `_Stopped` a finalizer dropped is sent again.
+_STOP_AGAIN_SECONDS = 0.1
+
+
+class _StopAgain(object):
+  """Sends SIGTERM again when a finalizer dropped the `_Stopped` it raised.
+
+  Python runs the SIGTERM handler wherever the main thread is, also inside
+  a `__del__`, a weakref callback or the garbage collector, which print an
+  exception raised there ("Exception ignored in") and go on: the worker
+  would run until the runner's SIGKILL and leave its lock file (where there
+  is no flock) behind. Installed as `sys.unraisablehook`, this sees the
+  dropped `_Stopped`; its thread sends the signal again a moment later,
+  once the main thread has left the finalizer (if it is in another one, the
+  same happens again). The thread sends it, not the hook: the handler would
+  then raise inside the hook, which drops the exception as well.
+  """
+
+  def __init__(self, previous):
+    """Starts the thread that sends the signal again.
+
+    Args:
+      previous: The unraisable hook that reports every other exception.
+    """
+    self._previous = previous
+    self._dropped = threading.Event()
+    threading.Thread(target=self._send_again, name="stop_again",
+                     daemon=True).start()
+
+  def __call__(self, unraisable):
+    try:
+      if not isinstance(unraisable.exc_value, _Stopped):
+        self._previous(unraisable)
+        return
+    except _Stopped:  # The signal sent again landed in this report.
+      pass
+    self._dropped.set()
+    print("[worker] SIGTERM arrived in a finalizer, which ignored it: "
+          "stopping again", file=sys.stderr, flush=True)
+
+  def _send_again(self):
+    while True:
+      self._dropped.wait()
+      self._dropped.clear()
+      time.sleep(_STOP_AGAIN_SECONDS)
+      # To the main thread, whose handler raises (a blocking call there
+      # returns at once); ignored once the attempt is ending (see `main`).
+      signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
+
 def _die_of_sigterm():
   """Ends this process as SIGTERM's default action would (status -15)."""
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -351,9 +415,10 @@ def main(argv):
   # is no flock the lock is a file, and a job requeued onto another node
   # would find it and stop. Once the attempt is ending, a second SIGTERM
   # (SLURM sends more than one) is ignored so that nothing cuts that short.
-  signal.signal(signal.SIGTERM, _raise_stopped)
+  sys.unraisablehook = _StopAgain(sys.unraisablehook)
   lock, code = None, 0
   try:
+    signal.signal(signal.SIGTERM, _raise_stopped)
     lock = processes.FolderLock(directory).acquire("worker of " + run.run_id)
     if os.path.exists(layout.error_path(directory)):
       os.remove(layout.error_path(directory))  # An earlier attempt's.

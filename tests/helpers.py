@@ -150,10 +150,17 @@ def wait_until(predicate, timeout, what):
   raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
 
 
+def dead_pid():
+  """The pid of a process that has ended (until the kernel reuses it)."""
+  proc = subprocess.Popen([sys.executable, "-c", "pass"])
+  proc.wait()
+  return proc.pid
+
+
 def worker_pid(run_dir):
   """Pid of the worker holding a run folder's lock."""
   with open(os.path.join(run_dir, ".lock")) as f:
-    return int(re.search(r"pid (\d+)", f.read()).group(1))
+    return json.load(f)["pid"]  # The holder's record (processes.FolderLock).
 
 
 def checkpoint_step(run_dir):

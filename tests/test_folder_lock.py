@@ -2,7 +2,8 @@
 
 `fcntl.flock` is made to raise ENOSYS, as it does there: the lock falls back
 to an exclusive lock file naming its holder, which keeps a second holder out
-while the first lives and is taken over once that process is gone.
+while the first lives and is taken over once that process is gone, without
+ever freeing the file of a live holder, not even for a moment.
 """
 import errno
 import fcntl
@@ -36,17 +37,11 @@ def test_without_flock_the_runner_names_the_holder(tmp_path, no_flock):
   helpers.assert_second_runner_refused(tmp_path, lock)
 
 
-def _dead_pid():
-  proc = subprocess.Popen([sys.executable, "-c", "pass"])
-  proc.wait()
-  return proc.pid
-
-
 def test_a_lock_file_of_a_dead_process_of_this_host_is_taken_over(tmp_path,
                                                                    no_flock):
   (tmp_path / ".lock.owner").write_text(json.dumps(
       {"what": "sbd_study run", "host": os.uname().nodename,
-       "pid": _dead_pid(), "start_time": 1}))
+       "pid": helpers.dead_pid(), "start_time": 1}))
   lock = processes.FolderLock(str(tmp_path)).acquire("next runner")
   assert json.loads((tmp_path / ".lock.owner").read_text())["pid"] == (
       os.getpid())
@@ -103,3 +98,72 @@ def test_a_killed_holder_frees_the_fallback_lock(tmp_path):
   finally:
     proc.kill()
     proc.wait()
+
+
+def test_taking_over_a_stale_lock_file_never_frees_a_live_one(tmp_path,
+                                                               no_flock,
+                                                               monkeypatch):
+  """Runner B finds a stale lock file; before B removes it, A takes it over.
+  After each step B then takes on the file system, a third runner C must
+  still find A's file and be refused: two holders at once is what the lock
+  is for."""
+  owner = tmp_path / ".lock.owner"
+  owner.write_text(json.dumps({"what": "killed runner",
+                               "host": os.uname().nodename,
+                               "pid": helpers.dead_pid(), "start_time": 1}))
+  others = {"a": None, "busy": False, "c": []}
+  real_is_stale = processes.FolderLock._is_stale  # pylint: disable=protected-access
+
+  def as_other(take):
+    others["busy"] = True
+    try:
+      return take()
+    finally:
+      others["busy"] = False
+
+  def a_takes_over_meanwhile(record):
+    stale = real_is_stale(record)
+    if stale and others["a"] is None and not others["busy"]:
+      others["a"] = as_other(
+          lambda: processes.FolderLock(str(tmp_path)).acquire("runner A"))
+    return stale
+
+  def then_c_tries(real):
+    def step(*args, **kwargs):
+      result = real(*args, **kwargs)
+      if others["a"] is not None and not others["busy"]:
+        try:
+          others["c"].append(as_other(
+              lambda: processes.FolderLock(str(tmp_path)).acquire("runner C")))
+        except processes.LockedError:
+          others["c"].append(None)
+      return result
+    return step
+
+  monkeypatch.setattr(processes.FolderLock, "_is_stale",
+                      staticmethod(a_takes_over_meanwhile))
+  for name in ("rename", "link", "remove", "unlink", "replace"):
+    monkeypatch.setattr(os, name, then_c_tries(getattr(os, name)))
+  with pytest.raises(processes.LockedError, match=r"runner A \(pid %d" %
+                     os.getpid()):
+    processes.FolderLock(str(tmp_path)).acquire("runner B")
+  monkeypatch.undo()
+  assert others["a"] is not None and others["c"]
+  assert others["c"] == [None] * len(others["c"]), "C took the lock too"
+  assert json.loads(owner.read_text())["what"] == "runner A"
+  others["a"].release()
+  assert os.listdir(tmp_path) == [".lock"]
+
+
+def test_a_takeover_stopped_half_way_says_what_to_delete(tmp_path, no_flock):
+  (tmp_path / ".lock.owner").write_text(json.dumps(
+      {"what": "killed runner", "host": os.uname().nodename,
+       "pid": helpers.dead_pid(), "start_time": 1}))
+  claim = tmp_path / ".lock.owner.takeover"
+  claim.write_text("")
+  os.utime(claim, (0, 0))  # Its remover was killed long ago.
+  with pytest.raises(processes.LockedError,
+                     match="stopped half way: .* delete %s" % claim):
+    processes.FolderLock(str(tmp_path)).acquire("next runner")
+  claim.unlink()
+  processes.FolderLock(str(tmp_path)).acquire("next runner").release()

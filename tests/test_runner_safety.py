@@ -1,16 +1,20 @@
 """What a failed, stopped or shared run leaves behind, and what it says.
 
 - a failed run's summary names the error of its last attempt, never an
-  earlier attempt's (worker.log is appended to by every attempt);
+  earlier attempt's (worker.log is appended to by every attempt), also when
+  the attempt before was cut short in the middle of a line;
 - a signal arriving while the runner starts a worker stops it, not hangs it;
 - a SIGTERMed worker or runner frees its lock, even where the lock is a file
-  (no flock: Lustre, some NFS), so a requeued job on another node can go on;
+  (no flock: Lustre, some NFS), so a requeued job on another node can go on,
+  and also when the signal lands in a finalizer (which drops exceptions);
 - lock files respect the umask, and a lock file another user made read-only
-  is still locked;
+  is still locked, without naming an earlier holder as the current one;
 - a study folder is reported only with the study file it was made with
   (comments aside), and two runners on one new folder keep the first copy;
-- a step's seconds add up over attempts.
+- a resumed step's (training's) seconds add up over attempts; a step redone
+  from scratch (a metric) records the attempt that made its result.
 """
+import dataclasses
 import errno
 import fcntl
 import os
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 
 import pytest
 
@@ -164,6 +169,57 @@ def test_a_sigtermed_worker_frees_its_lock_file(tmp_path):
   assert "[worker] stopped by SIGTERM" in proc.stdout.read()
 
 
+_WORKER_IN_A_FINALIZER = textwrap.dedent("""
+    import errno, fcntl, sys, time
+    def refuse(fd, op): raise OSError(errno.ENOSYS, "no flock here")
+    fcntl.flock = refuse
+    from evaluation import worker
+    class Finalized(object):
+      first = True
+      def __del__(self):
+        if Finalized.first:  # SIGTERM arrives while this runs.
+          Finalized.first = False
+          print("finalizing", flush=True)
+          time.sleep(60)
+    def work(run, directory, phase):
+      while True:
+        Finalized()
+        time.sleep(0.01)
+    worker._execute = work
+    sys.exit(worker.main(["worker", "--phase", "train", sys.argv[1]]))
+    """)
+
+
+def test_a_sigterm_that_lands_in_a_finalizer_still_stops_the_worker(
+    tmp_path):
+  """Python drops an exception raised in a `__del__` ("Exception ignored
+  in"): the stop must not be lost with it."""
+  directory = _run_folder(tmp_path)
+  spec = directory / "run.json"
+  spec.write_text(_run().to_json())
+  proc = subprocess.Popen([sys.executable, "-c", _WORKER_IN_A_FINALIZER,
+                           str(spec)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, cwd=helpers.REPO)
+  try:
+    lines = []
+    while "finalizing" not in lines:
+      lines.append(proc.stdout.readline().strip())
+      assert lines[-1] or proc.poll() is None, lines
+    proc.send_signal(signal.SIGTERM)
+    try:
+      code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+      code = "still running 20 s after SIGTERM"
+  finally:
+    proc.kill()
+    proc.wait()
+  output = proc.stdout.read()
+  assert code == -signal.SIGTERM, output
+  assert "[worker] stopped by SIGTERM" in output
+  assert not (directory / ".lock.owner").exists()
+
+
 def test_lock_files_respect_the_umask(tmp_path, no_flock):
   previous = os.umask(0o002)
   try:
@@ -193,6 +249,47 @@ def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
   monkeypatch.setattr(os, "open", no_write)
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
   helpers.assert_second_runner_refused(tmp_path, lock)
+
+
+_KILLED_HOLDER = textwrap.dedent("""
+    import os, sys
+    from evaluation import processes
+    processes.FolderLock(sys.argv[1]).acquire("sbd_study run")
+    os._exit(0)  # Killed: the lock is never released.
+    """)
+
+
+@pytest.mark.parametrize("earlier", ["released", "killed", "older version"])
+def test_a_lock_taken_through_a_read_only_file_names_no_earlier_holder(
+    tmp_path, monkeypatch, earlier):
+  """The name in the file is its last writer's: not the holder's, when the
+  holder could only open the file read-only."""
+  path = str(tmp_path / ".lock")
+  if earlier == "released":
+    processes.FolderLock(str(tmp_path)).acquire("sbd_study run").release()
+  elif earlier == "killed":
+    subprocess.run([sys.executable, "-c", _KILLED_HOLDER, str(tmp_path)],
+                   cwd=helpers.REPO, check=True, timeout=60)
+  else:
+    with open(path, "w") as f:
+      f.write("sbd_study run (pid %d on %s)" % (helpers.dead_pid(),
+                                                 os.uname().nodename))
+  real_open = os.open
+
+  def no_write(file, flags, *args):
+    if file == path and flags & os.O_RDWR:
+      raise PermissionError(errno.EACCES, "Permission denied", file)
+    return real_open(file, flags, *args)
+
+  monkeypatch.setattr(os, "open", no_write)
+  lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study report")
+  try:
+    with pytest.raises(study_lib.StudyError) as raised:
+      runner.lock_output_dir(str(tmp_path))
+  finally:
+    lock.release()
+  assert "in use by another runner: another process." in str(raised.value)
+  assert "sbd_study run" not in str(raised.value)
 
 
 def test_a_folder_of_another_user_gets_an_error_that_says_what_to_do(
@@ -265,16 +362,66 @@ def test_study_files_with_other_value_types_are_other_studies(tmp_path):
   assert study_lib.same_study(str(ints), str(commented))
 
 
-def test_a_steps_seconds_add_up_over_attempts(tmp_path, monkeypatch):
+def test_a_resumed_steps_seconds_add_up_over_attempts(tmp_path, monkeypatch):
   clock = iter([100.0, 130.0, 200.0, 210.0])  # 30 s, then 10 s.
   monkeypatch.setattr(worker.time, "time", lambda: next(clock))
   with pytest.raises(RuntimeError):
-    with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
+    with worker._timed(str(tmp_path), "train", resumed=True):  # pylint: disable=protected-access
       raise RuntimeError("killed half way")
-  with worker._timed(str(tmp_path), "train"):  # pylint: disable=protected-access
+  with worker._timed(str(tmp_path), "train", resumed=True):  # pylint: disable=protected-access
     pass
   assert atomic.read_json(layout.timings_path(str(tmp_path))) == {
       "train": 40.0}
+
+
+def _fake_dlib_steps(monkeypatch, evaluate_with_gin):
+  """dlib's postprocess and evaluate modules as the worker imports them,
+  without TensorFlow; `evaluate_with_gin` stands for dlib's."""
+  names = ("disentanglement_lib", "disentanglement_lib.evaluation",
+           "disentanglement_lib.evaluation.evaluate",
+           "disentanglement_lib.postprocessing",
+           "disentanglement_lib.postprocessing.postprocess")
+  modules = {name: types.ModuleType(name) for name in names}
+  for name, module in modules.items():
+    monkeypatch.setitem(sys.modules, name, module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+      setattr(modules[parent], child, module)
+  modules[names[2]].evaluate_with_gin = evaluate_with_gin
+
+
+def test_a_redone_metric_records_the_seconds_of_the_attempt_that_made_it(
+    tmp_path, monkeypatch):
+  """A metric is redone from scratch after a failure: the failed attempt's
+  seconds bought nothing of the result, and would inflate the run's time."""
+  directory = str(_run_folder(tmp_path))
+  trained = ((layout.model_dir(directory), "train"),
+             (layout.postprocessed_dir(directory), "postprocess"))
+  for step_dir, kind in trained:
+    os.makedirs(os.path.dirname(layout.step_result(step_dir, kind)))
+    atomic.write_json(layout.step_result(step_dir, kind), {})
+  now = [1000.0]
+  monkeypatch.setattr(worker.time, "time", lambda: now[0])
+  attempts = []
+
+  def evaluate_with_gin(unused_input_dir, output_dir, *unused_args):
+    attempts.append(output_dir)
+    if len(attempts) == 1:
+      now[0] += 7200.0
+      raise MemoryError("out of memory after 2 h")
+    now[0] += 600.0
+    result = layout.step_result(output_dir, "evaluation")
+    os.makedirs(os.path.dirname(result))
+    atomic.write_json(result, {"discrete_mig": 0.1})
+
+  _fake_dlib_steps(monkeypatch, evaluate_with_gin)
+  monkeypatch.setattr(worker, "_done_record", lambda run, directory: {})
+  run = dataclasses.replace(_run(), metric_configs=(("mig", "mig.gin"),))
+  with pytest.raises(MemoryError):
+    worker.evaluate(run, directory)
+  worker.evaluate(run, directory)
+  assert len(attempts) == 2
+  assert atomic.read_json(layout.timings_path(directory)) == {"mig": 600.0}
 
 
 def test_an_attempt_that_dies_before_its_worker_starts_is_its_own(tmp_path):
@@ -290,6 +437,38 @@ def test_an_attempt_that_dies_before_its_worker_starts_is_its_own(tmp_path):
   outcome = runner._ended(str(tmp_path), _run(), base.exit_error(1))  # pylint: disable=protected-access
   assert outcome.error == "worker exited with status 1"
   assert not outcome.error_log
+
+
+def test_a_marker_after_an_attempt_cut_mid_line_is_found(tmp_path):
+  """Output to a file is block-buffered: a killed attempt may end mid-line,
+  and the next attempt's marker goes on from there."""
+  directory = _run_folder(tmp_path)
+  (directory / layout.WORKER_LOG).write_text(
+      "%s (pid 1)\nValueError: an old gin typo, fixed since\nstep 12 of 30"
+      "%s (pid 2)\n[worker] train phase of r starts at 1.0 (pid 2)\n" % (
+          worker.ATTEMPT_MARKER, worker.ATTEMPT_MARKER))
+  outcome = runner._ended(str(tmp_path), _run(), base.exit_error(-9))  # pylint: disable=protected-access
+  assert outcome.error == ("worker killed by SIGKILL; its last output: "
+                           "[worker] train phase of r starts at 1.0 (pid 2)")
+  assert not outcome.error_log
+
+
+def test_the_runners_marker_starts_a_line_of_its_own(tmp_path):
+  directory = _run_folder(tmp_path)
+  log = directory / layout.WORKER_LOG
+  log.write_text("%s (pid 1)\nValueError: an old one\nstep 12 of 30" %
+                 worker.ATTEMPT_MARKER)
+  task = base.Task("r", "train", ("true",), str(log))
+  runner._mark_attempt(task)  # pylint: disable=protected-access
+  runner._mark_attempt(task)  # pylint: disable=protected-access
+  assert log.read_text().splitlines()[2:] == [
+      "step 12 of 30",
+      worker.ATTEMPT_MARKER + " (train phase, submitted by the runner)",
+      worker.ATTEMPT_MARKER + " (train phase, submitted by the runner)"]
+  runner._mark_attempt(base.Task("r", "train", ("true",),  # pylint: disable=protected-access
+                                 str(directory / "new.log")))
+  assert (directory / "new.log").read_text() == (
+      worker.ATTEMPT_MARKER + " (train phase, submitted by the runner)\n")
 
 
 def test_the_runners_signal_handlers_are_put_back_after_a_run(tmp_path):

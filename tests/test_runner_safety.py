@@ -144,19 +144,30 @@ _SLOW_WORKER = textwrap.dedent("""
     """)
 
 
-def test_a_sigtermed_worker_frees_its_lock_file(tmp_path):
-  directory = _run_folder(tmp_path)
+def _start_worker(directory, script):
+  """Runs `script` (a worker's stand-in) on a run spec in `directory`."""
   spec = directory / "run.json"
   spec.write_text(_run().to_json())
-  (directory / layout.ERROR_FILE).write_text("ValueError: an earlier one\n")
-  proc = subprocess.Popen([sys.executable, "-c", _SLOW_WORKER, str(spec)],
+  return subprocess.Popen([sys.executable, "-c", script, str(spec)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, cwd=helpers.REPO)
+
+
+def _lines_until(proc, line):
+  """`proc`'s output lines up to `line`; fails if it ends before."""
+  lines = []
+  while line not in lines:
+    lines.append(proc.stdout.readline().strip())
+    assert lines[-1] or proc.poll() is None, lines
+  return lines
+
+
+def test_a_sigtermed_worker_frees_its_lock_file(tmp_path):
+  directory = _run_folder(tmp_path)
+  (directory / layout.ERROR_FILE).write_text("ValueError: an earlier one\n")
+  proc = _start_worker(directory, _SLOW_WORKER)
   try:
-    lines = []
-    while "working" not in lines:
-      lines.append(proc.stdout.readline().strip())
-      assert lines[-1] or proc.poll() is None, lines
+    lines = _lines_until(proc, "working")
     assert lines[0].startswith(worker.ATTEMPT_MARKER)
     assert (directory / ".lock.owner").exists()
     assert not (directory / layout.ERROR_FILE).exists()  # The earlier one.
@@ -195,17 +206,9 @@ def test_a_sigterm_that_lands_in_a_finalizer_still_stops_the_worker(
   """Python drops an exception raised in a `__del__` ("Exception ignored
   in"): the stop must not be lost with it."""
   directory = _run_folder(tmp_path)
-  spec = directory / "run.json"
-  spec.write_text(_run().to_json())
-  proc = subprocess.Popen([sys.executable, "-c", _WORKER_IN_A_FINALIZER,
-                           str(spec)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, cwd=helpers.REPO)
+  proc = _start_worker(directory, _WORKER_IN_A_FINALIZER)
   try:
-    lines = []
-    while "finalizing" not in lines:
-      lines.append(proc.stdout.readline().strip())
-      assert lines[-1] or proc.poll() is None, lines
+    _lines_until(proc, "finalizing")
     proc.send_signal(signal.SIGTERM)
     try:
       code = proc.wait(timeout=20)
@@ -235,11 +238,9 @@ def test_lock_files_respect_the_umask(tmp_path, no_flock):
   assert mode == 0o664
 
 
-def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
-                                                            monkeypatch):
-  path = str(tmp_path / ".lock")
-  open(path, "w").close()
-  real_open = os.open
+def _read_only(monkeypatch, path):
+  """Opening `path` for writing is refused, as for a file of another user."""
+  path, real_open = str(path), os.open
 
   def no_write(file, flags, *args):
     if file == path and flags & os.O_RDWR:
@@ -247,6 +248,12 @@ def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
     return real_open(file, flags, *args)
 
   monkeypatch.setattr(os, "open", no_write)
+
+
+def test_a_lock_file_this_user_cannot_write_is_still_locked(tmp_path,
+                                                            monkeypatch):
+  open(tmp_path / ".lock", "w").close()
+  _read_only(monkeypatch, tmp_path / ".lock")
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
   helpers.assert_second_runner_refused(tmp_path, lock)
 
@@ -274,14 +281,7 @@ def test_a_lock_taken_through_a_read_only_file_names_no_earlier_holder(
     with open(path, "w") as f:
       f.write("sbd_study run (pid %d on %s)" % (helpers.dead_pid(),
                                                  os.uname().nodename))
-  real_open = os.open
-
-  def no_write(file, flags, *args):
-    if file == path and flags & os.O_RDWR:
-      raise PermissionError(errno.EACCES, "Permission denied", file)
-    return real_open(file, flags, *args)
-
-  monkeypatch.setattr(os, "open", no_write)
+  _read_only(monkeypatch, path)
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study report")
   try:
     with pytest.raises(study_lib.StudyError) as raised:

@@ -181,12 +181,21 @@ class FolderLock(object):
       return float("inf")
 
   def _read_file(self):
-    """The holder's record, or None if the file is gone or half-written."""
+    """The holder's record, or None if the file is gone or half-written.
+
+    Raises:
+      LockedError: if the file exists but cannot be read (another user's,
+        mode 0600): its holder cannot be checked, so it stays in force.
+    """
     try:
       with open(self.file_path) as f:
         record = json.load(f)
-    except (OSError, ValueError):
+    except (FileNotFoundError, ValueError):
       return None
+    except OSError as e:
+      raise LockedError(
+          "the lock file %s cannot be read (%s): if no process of this study "
+          "runs, delete it" % (self.file_path, e.strerror or e)) from None
     return record if isinstance(record, dict) else None
 
   @staticmethod
@@ -247,8 +256,12 @@ class FolderLock(object):
         except OSError:
           pass
       os.close(fd)  # Closing the descriptor drops the flock.
-    if record is not None and self._read_file() == record:
-      os.remove(self.file_path)
+    if record is not None:
+      try:
+        if self._read_file() == record:
+          os.remove(self.file_path)
+      except LockedError:
+        pass  # Unreadable now: left for the next holder's error to name.
 
 
 def die_with_parent():

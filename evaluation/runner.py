@@ -372,8 +372,11 @@ class _Progress(object):
       bar = self._training.get(run_id)
       if bar is None and len(self._training) >= self.MAX_TRAINING_BARS:
         continue
-      progress = atomic.read_json(layout.progress_path(layout.model_dir(
-          layout.run_dir(self._output_dir, run_id))))
+      try:
+        progress = atomic.read_json(layout.progress_path(layout.model_dir(
+            layout.run_dir(self._output_dir, run_id))))
+      except OSError:  # Only a progress bar: never a reason to stop a study.
+        continue
       # None yet, or left by an earlier attempt: the task is still queued.
       if not progress or progress.get("time", 0) < since:
         continue

@@ -97,13 +97,13 @@ def _timed(directory, step, resumed):
     yield
   finally:
     path = layout.timings_path(directory)
-    timings = atomic.read_json(path) or {}
-    timings[step] = (timings.get(step, 0.0) if resumed else 0.0) + (
-        time.time() - start)
     try:
+      timings = atomic.read_json(path) or {}
+      timings[step] = (timings.get(step, 0.0) if resumed else 0.0) + (
+          time.time() - start)
       atomic.write_json(path, timings, indent=1)
     except OSError:
-      pass  # A full disk: the step's own error matters more.
+      pass  # A full disk, an unreadable file: the step's own error matters more.
 
 
 def _dataset_bindings(run):

@@ -244,6 +244,12 @@ def test_progress_shows_step_rate_and_eta_of_running_trainings(tmp_path):
   view = runner._Progress(study, str(tmp_path), 0, enabled=True)  # pylint: disable=protected-access
   view.update(pipeline)
   assert not view._training  # pylint: disable=protected-access
+  # A progress file that cannot be read (a directory here; NFS's ESTALE)
+  # shows no bar and stops nothing.
+  (model_dir / "progress.json").mkdir()
+  view.update(pipeline)
+  assert not view._training  # pylint: disable=protected-access
+  (model_dir / "progress.json").rmdir()
   (model_dir / "progress.json").write_text(json.dumps(
       {"step": 250, "total": 1000, "steps_per_second": 5.0,
        "time": time.time()}))

@@ -57,6 +57,28 @@ def test_a_reused_pid_does_not_keep_a_stale_lock(tmp_path, no_flock):
   processes.FolderLock(str(tmp_path)).acquire("next runner").release()
 
 
+def test_a_lock_file_that_cannot_be_read_stays_in_force(tmp_path, no_flock,
+                                                       monkeypatch):
+  # Another user's lock file with mode 0600: its holder cannot be checked,
+  # so it is never taken for a stale or half-written one, however old.
+  path = tmp_path / ".lock.owner"
+  path.write_text("{}")
+  os.utime(path, (1, 1))
+  real_open = open
+
+  def denied(file, *args, **kwargs):
+    if str(file) == str(path):
+      raise PermissionError(errno.EACCES, "Permission denied", str(file))
+    return real_open(file, *args, **kwargs)
+
+  monkeypatch.setattr("builtins.open", denied)
+  with pytest.raises(processes.LockedError,
+                     match="cannot be read .Permission denied.: if no process "
+                     "of this study runs, delete it"):
+    processes.FolderLock(str(tmp_path)).acquire("next runner")
+  assert path.exists()
+
+
 def test_a_lock_file_of_another_host_stays_and_says_what_to_delete(
     tmp_path, no_flock):
   (tmp_path / ".lock.owner").write_text(json.dumps(

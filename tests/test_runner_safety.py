@@ -374,6 +374,18 @@ def test_a_resumed_steps_seconds_add_up_over_attempts(tmp_path, monkeypatch):
       "train": 40.0}
 
 
+def test_an_unreadable_timings_file_does_not_hide_the_steps_error(tmp_path):
+  # A directory stands for a file that cannot be read (the tests run as
+  # root): the step's own error comes through, and the SIGTERM's stop too.
+  os.mkdir(layout.timings_path(str(tmp_path)))
+  with pytest.raises(RuntimeError, match="the step's own"):
+    with worker._timed(str(tmp_path), "mig", resumed=False):  # pylint: disable=protected-access
+      raise RuntimeError("the step's own")
+  with pytest.raises(worker._Stopped):  # pylint: disable=protected-access
+    with worker._timed(str(tmp_path), "train", resumed=True):  # pylint: disable=protected-access
+      raise worker._Stopped()  # pylint: disable=protected-access
+
+
 def _fake_dlib_steps(monkeypatch, evaluate_with_gin):
   """dlib's postprocess and evaluate modules as the worker imports them,
   without TensorFlow; `evaluate_with_gin` stands for dlib's."""

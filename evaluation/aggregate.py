@@ -163,23 +163,23 @@ _PER_RUN_SETTINGS = ("model.name", "model.random_seed", "model.model_num",
                      "checkpoints.every_steps", "checkpoints.every_seconds")
 
 
-def _decoder_setting(binding, per_decoder=()):
-  """True for a binding that may differ between decoders.
-
-  Args:
-    binding: A training binding as dlib records it (`model.batch_size`).
-    per_decoder: Bindings the study sets per decoder (`per_decoder_bindings`).
-
-  Returns:
-    True for the decoder's own bindings and those of `per_decoder`.
-  """
+def _decoder_setting(binding):
+  """True for a binding of the decoder: it may differ between decoders."""
   configurable = binding.rsplit(".", 1)[0].rsplit("/", 1)[-1]
-  if configurable == "decoder" or configurable.endswith("_decoder"):
-    return True
-  # dlib records gin's shortest name of a configurable; a study may spell it
-  # with its module (`train.model.batch_size`), or the other way round.
-  return any(binding == key or binding.endswith("." + key) or
-             key.endswith("." + binding) for key in per_decoder)
+  return configurable == "decoder" or configurable.endswith("_decoder")
+
+
+def _planned_key(binding, planned):
+  """The key of `planned` that dlib's recorded `binding` stands for, or None.
+
+  dlib records gin's shortest name of a configurable; a study may spell it
+  with its module (`train.model.batch_size`), or the other way round.
+  """
+  for key in planned:
+    if binding == key or binding.endswith("." + key) or key.endswith(
+        "." + binding):
+      return key
+  return None
 
 
 def _planned(bindings):
@@ -192,30 +192,36 @@ def _planned(bindings):
   return planned
 
 
-def per_decoder_bindings(runs):
+def planned_per_decoder(runs):
   """The training bindings a study plans differently for its decoders.
 
   Runs of one dataset, model, sweep and seed are planned alike except for
   what the study's `[decoder_bindings]` give each decoder (and the run's
-  name): these bindings may differ between decoders, as intended.
+  name): such a binding may differ between runs planned with different
+  values, as intended, but must agree among runs planned alike.
 
   Args:
     runs: The study's runs (evaluation.study.Run).
 
   Returns:
-    Frozenset of binding keys as the study writes them (`model.batch_size`).
+    {binding key as the study writes it (`model.batch_size`): {run id: its
+    planned value text, None where the run's plan leaves it unset}}.
   """
-  groups = {}
+  groups, plans = {}, {}
   for run in runs:
     if not run.external:  # Trained elsewhere: no training bindings here.
+      # As the worker binds them: the dataset's bindings come last.
+      plans[run.run_id] = _planned(list(run.train_bindings) +
+                                   list(run.dataset_bindings))
       groups.setdefault((run.dataset, run.model, run.sweep, run.seed),
-                        []).append(_planned(run.train_bindings))
+                        []).append(plans[run.run_id])
   keys = set()
   for planned in groups.values():
     for key in set().union(*planned):
       if len({p.get(key) for p in planned}) > 1:
         keys.add(key)
-  return frozenset(keys - set(_PER_RUN_SETTINGS))
+  return {key: {run_id: plan.get(key) for run_id, plan in plans.items()}
+          for key in sorted(keys - set(_PER_RUN_SETTINGS))}
 
 
 def _setting_text(value):
@@ -226,22 +232,23 @@ def _setting_text(value):
   return str(value)
 
 
-def settings_differences(tidy, wide, per_decoder=()):
+def settings_differences(tidy, wide, per_decoder=None):
   """Training settings that differ between runs one table row compares.
 
   A resumed study whose gin files were edited between sessions, or whose
   runs trained with another plugin version, compares runs trained
   differently; the tables would not show it. Within a (dataset, model,
   beta) group every training binding must be the same, except each run's
-  name and seed, checkpoint timing and, between decoders, the decoder's own
-  bindings and those the study sets per decoder (which must agree among one
-  decoder's runs).
+  name and seed, checkpoint timing, the decoder's own bindings (which must
+  agree among one decoder's runs) and the bindings the study plans per
+  decoder (which must agree among the runs planned with one value).
 
   Args:
     tidy: `tidy_results`' frame (its run ids and groups).
     wide: dlib's wide DataFrame (`dlib_frame`), with `train_config.*`.
-    per_decoder: Bindings the study's `[decoder_bindings]` set differently
-      per decoder (`per_decoder_bindings`), e.g. a batch size per decoder.
+    per_decoder: `planned_per_decoder`'s bindings the study's
+      `[decoder_bindings]` plan differently per decoder (e.g. a batch size),
+      with each run's planned value.
 
   Returns:
     List of (group text, binding, {value text: [run ids]}), sorted; empty
@@ -264,9 +271,14 @@ def settings_differences(tidy, wide, per_decoder=()):
       binding = column[len(prefix):]
       if binding in _PER_RUN_SETTINGS:
         continue
-      parts = (group.groupby("decoder")
-               if _decoder_setting(binding, per_decoder)
-               else [(None, group)])
+      planned = _planned_key(binding, per_decoder or {})
+      if planned is not None:  # Runs planned alike must agree.
+        parts = group.groupby([per_decoder[planned].get(run_id)
+                               for run_id in group.index], dropna=False)
+      elif _decoder_setting(binding):
+        parts = group.groupby("decoder")
+      else:
+        parts = [(None, group)]
       for _, part in parts:
         values = {}
         for run_id in sorted(part.index):

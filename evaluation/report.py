@@ -823,7 +823,7 @@ def _different_settings(r):
   """A warning if runs one row compares were trained with other settings."""
   # What the study sets per decoder may differ between decoders by design.
   found = aggregate.settings_differences(
-      r.frame, r.wide, aggregate.per_decoder_bindings(r.study.runs))
+      r.frame, r.wide, aggregate.planned_per_decoder(r.study.runs))
   if not found:
     return []
   lines = ["## Warning: runs compared here were trained with different "
@@ -831,7 +831,7 @@ def _different_settings(r):
            "dlib's record of each training (`train_config.*` in its train "
            "results) shows runs of one dataset, model and strength trained "
            "with different values of these gin bindings (between decoders, "
-           "only the decoders' own bindings and those the study sets per "
+           "only the decoders' own bindings and what the study plans per "
            "decoder in `[decoder_bindings]` may differ), so the tables below "
            "compare different settings. Typical causes: gin files edited "
            "between sessions of a resumed study, or runs trained by another "

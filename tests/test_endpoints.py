@@ -687,11 +687,15 @@ def test_a_setting_the_study_binds_per_decoder_may_differ_between_decoders(
     tmp_path):
   path = tmp_path / "per_decoder.toml"
   path.write_text(study_toml(
-      decoders=("deconv", "broadcast"), seeds=range(5), metrics=("mig",),
+      decoders=("deconv", "broadcast", "paper_broadcast"), seeds=range(5),
+      metrics=("mig",),
       extra='[decoder_bindings]\nbroadcast = ["model.batch_size = 32"]\n'))
   study = study_lib.parse_study(str(path))
-  per_decoder = aggregate.per_decoder_bindings(study.runs)
-  assert per_decoder == {"model.batch_size"}
+  per_decoder = aggregate.planned_per_decoder(study.runs)
+  assert list(per_decoder) == ["model.batch_size"]
+  assert {run.decoder: per_decoder["model.batch_size"][run.run_id]
+          for run in study.runs} == {"deconv": "8", "broadcast": "32",
+                                     "paper_broadcast": "8"}
   frame = pd.DataFrame([
       dict(run_id=run.run_id, dataset=run.dataset, model=run.model,
            decoder=run.decoder, seed=run.seed, beta=1.0, metric="mig",
@@ -710,6 +714,13 @@ def test_a_setting_the_study_binds_per_decoder_may_differ_between_decoders(
   (_, binding, values), = aggregate.settings_differences(
       frame, _wide(frame, **edited), per_decoder)
   assert binding == "model.batch_size" and values["16"] == [broadcast[0]]
+  # ... so must the decoders planned alike (an edit between sessions).
+  edited = dict(planned, **{run.run_id: {"model.batch_size": 16}
+                            for run in study.runs
+                            if run.decoder == "paper_broadcast"})
+  (_, binding, values), = aggregate.settings_differences(
+      frame, _wide(frame, **edited), per_decoder)
+  assert binding == "model.batch_size" and set(values) == {"8", "16"}
   # ... and every other binding between decoders.
   edited = dict(planned, **{broadcast[0]: {"model.batch_size": 32,
                                            "model.training_steps": 6000}})

@@ -216,9 +216,10 @@ def main(argv=None):
       raise
     # E.g. a marker that exists but cannot be read (permissions, NFS): it is
     # reported, never taken for missing work and redone.
-    print("sbd_study: error: %s: %s. Fix access to it and run the same "
-          "command again: finished runs and checkpoints are kept." %
-          (e.filename, e.strerror or e), file=sys.stderr)
+    print("sbd_study: error: %s: %s. Once this file can be read and "
+          "written again, run the same command: finished runs and "
+          "checkpoints are kept." % (e.filename, e.strerror or e),
+          file=sys.stderr)
     return 2
 
 

@@ -642,11 +642,6 @@ def _result_figures(r):
   study, output_dir = r.study, r.output_dir
   fig_dir = layout.figures_dir(output_dir)
   lines = ["## Figures", ""]
-  if not r.from_runs:
-    lines += ["The first two figures are redrawn from %s; the others were "
-              "drawn from the trained models, which this folder does not "
-              "have, and are kept as they were, with their captions." %
-              os.path.relpath(r.csv_path, output_dir), ""]
   redrawn = []
   path = figures.plot_metric_distributions(
       r.frame, os.path.join(fig_dir, "metric_distributions.png"),
@@ -669,7 +664,15 @@ def _result_figures(r):
       "labelled with it; faint points are single runs.")
   redrawn.append(path)
   if not r.from_runs:
-    lines += _kept_figure_sections(output_dir, redrawn)
+    kept = _kept_figure_sections(output_dir, redrawn)
+    source = os.path.relpath(r.csv_path, output_dir)
+    # Only a folder that keeps figures of its models has "others" to name.
+    lines[2:2] = [("The first two figures are redrawn from %s; the others "
+                   "were drawn from the trained models, which this folder "
+                   "does not have, and are kept as they were, with their "
+                   "captions." % source) if kept else
+                  "The figures are redrawn from %s." % source, ""]
+    lines += kept
   return lines
 
 

@@ -83,6 +83,8 @@ def test_published_study_without_runs_is_rebuilt_and_keeps_everything(
   assert (copy / "findings.md").read_text().strip() in report
   assert "12 of 12 runs finished" in report
   assert "This folder has no `runs/`" in report
+  assert ("The first two figures are redrawn from results/results.csv; the "
+          "others were drawn from the trained models" in report)
   # Every kept figure is still shown, with the caption it had.
   old = open(os.path.join(CPU_EVIDENCE, "report.md")).read()
   for name in model_figures:
@@ -95,6 +97,18 @@ def test_published_study_without_runs_is_rebuilt_and_keeps_everything(
   # A second report of the same folder is the same report.
   _report(copy, check=True)
   assert (copy / "report.md").read_text() == report
+
+
+def test_a_published_study_with_only_table_figures_names_no_others(tmp_path):
+  copy = tmp_path / "rate_distortion"
+  shutil.copytree(os.path.join(REPO, "docs", "claims", "rate_distortion"),
+                  copy)
+  assert sorted(os.listdir(copy / "figures")) == [
+      "metric_distributions.png", "rate_distortion.png"]
+  _report(copy, check=True)
+  report = (copy / "report.md").read_text()
+  assert "The figures are redrawn from results/results.csv.\n" in report
+  assert "the others were drawn" not in report
 
 
 def test_report_refuses_when_runs_has_fewer_runs_and_touches_nothing(

@@ -65,6 +65,14 @@ fi
 
 [ "$GPU_MODE" = 1 ] && STACK="$STACK, GPU"
 echo "[bootstrap] setting up $VENV ($STACK, $LOCK; first run downloads ~1 GB)" >&2
+# An environment takes 2.6 GB (3.11) to 3.0 GB (3.13); pip's unpacking needs room beside it.
+NEED_KB=$((4 * 1024 * 1024))
+FREE_KB="$(df -Pk "$(dirname "$VENV")" 2>/dev/null | awk 'NR==2 {print $4}')"
+if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt "$NEED_KB" ]; then
+  echo "[bootstrap] $(dirname "$VENV") has $((FREE_KB / 1024)) MB free; setting up $VENV needs about 4 GB." >&2
+  echo "Free some space there, or set SBD_VENV to a folder on a disk with room, and run again." >&2
+  exit 1
+fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # A known pip: editable installs must go through PEP 660 (see pyproject.toml).

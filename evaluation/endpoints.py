@@ -11,7 +11,8 @@ with `tables.N_RESAMPLES` resamples from a fresh generator seeded
   `beta_summary` (mean and sample sd per beta, what the rate-distortion
   figure draws) and `rate_distortion_table` (per beta, each decoder's NLL, KL
   and MIG; the NLL difference against the baseline at matched beta, its p,
-  Holm over the betas).
+  Holm over the betas) and `pooled_beta_table` (the same comparison across
+  every beta at once, stratified by beta).
 - (d) held-out region: `heldout_gaps` (per run, held-out minus seen
   reconstruction error) and `heldout_gap_table` (each decoder against the
   baseline, Holm over the table's tests).
@@ -223,6 +224,84 @@ def format_rate_distortion(table, metric="mig", metric_name="MIG"):
       "smallest possible p": table["min_p"].map(_fmt_p),
       "note": [("" if n == tables.NOTE_BASELINE else n)
                for n in table["note"]],
+  })
+
+
+POOLED_COLUMNS = ["dataset", "model", "decoder", "baseline", "quantity",
+                  "betas", "u_sum", "u_max", "prob_superiority", "p_value",
+                  "p_holm", "note"]
+NOTE_NO_SHARED_BETA = "no β with runs of both decoders"
+
+
+def pooled_beta_table(df, baseline=study_lib.BASELINE, metric="mig"):
+  """Claim (c) across the sweep: each decoder against the baseline at once.
+
+  The per-β tests of `rate_distortion_table` cannot be significant with few
+  seeds per β; a curve that lies on one side at every β can. This tests,
+  for the NLL and for `metric`, whether the decoder's values rank above the
+  baseline's across the β of the sweep, comparing runs only at the same β
+  (`tables.stratified_exact_p`: the sum over β of the Mann-Whitney U, exact
+  over every relabelling within each β). Holm adjusts over the table's rows.
+
+  Args:
+    df: Tidy results DataFrame (as `rate_distortion_table`).
+    baseline: The decoder every other one is compared with.
+    metric: The disentanglement metric of the second curve.
+
+  Returns:
+    DataFrame with POOLED_COLUMNS: one row per dataset, model, decoder other
+    than the baseline and quantity (NLL, then `metric`). `betas` is the
+    number of β with values of both decoders; `prob_superiority` is
+    u_sum / u_max, the share of same-β (decoder, baseline) pairs in which
+    the decoder's value is higher (ties one half): below 0.5 means a lower
+    NLL, above 0.5 a higher `metric`.
+  """
+  _check_columns(df, tables.REQUIRED_COLUMNS + (NLL, KL, "run_id"))
+  runs = run_table(df, metric)
+  nan = float("nan")
+  rows = []
+  for (dataset, model), cell in runs.groupby(["dataset", "model"],
+                                             sort=True):
+    decoders = tables.decoder_order(cell["decoder"], baseline)
+    for decoder in [d for d in decoders if d != baseline]:
+      for quantity, column in ((NLL, NLL), (metric, metric)):
+        strata = []
+        for _, at_beta in cell.groupby("beta", sort=True):
+          values = at_beta.loc[at_beta["decoder"] == decoder, column]
+          base = at_beta.loc[at_beta["decoder"] == baseline, column]
+          values, base = values.dropna(), base.dropna()
+          if len(values) and len(base):
+            strata.append((values.to_numpy(dtype=float),
+                           base.to_numpy(dtype=float)))
+        u_sum, u_max, p_value = tables.stratified_exact_p(strata)
+        rows.append(dict(
+            dataset=dataset, model=model, decoder=decoder, baseline=baseline,
+            quantity=quantity, betas=len(strata), u_sum=u_sum, u_max=u_max,
+            prob_superiority=u_sum / u_max if strata else nan,
+            p_value=p_value, p_holm=nan,
+            note="" if strata else NOTE_NO_SHARED_BETA))
+  table = pd.DataFrame(rows, columns=POOLED_COLUMNS)
+  table["p_holm"] = tables.holm(table["p_value"])
+  return table
+
+
+def format_pooled_beta(table, metric="mig", metric_name="MIG"):
+  """The strings of `pooled_beta_table`'s Markdown table."""
+  baseline = table["baseline"].iloc[0] if len(table) else "baseline"
+  names = {NLL: "NLL", metric: metric_name}
+  return pd.DataFrame({
+      "dataset": table["dataset"].astype(str),
+      "model": table["model"].astype(str),
+      "decoder": table["decoder"].astype(str),
+      "quantity": table["quantity"].map(names),
+      "β compared": table["betas"].astype(int).astype(str),
+      "U summed over β": [
+          "-" if pd.isna(u) else "%g of %g" % (u, m)
+          for u, m in zip(table["u_sum"], table["u_max"])],
+      "P(above %s)" % baseline: [_fmt(x, 2) for x in table["prob_superiority"]],
+      "p": table["p_value"].map(_fmt_p),
+      "p Holm": table["p_holm"].map(_fmt_p),
+      "note": table["note"],
   })
 
 

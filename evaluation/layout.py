@@ -129,6 +129,11 @@ def rate_distortion_csv(output_dir):
   return os.path.join(results_dir(output_dir), "rate_distortion_by_beta.csv")
 
 
+def rate_distortion_pooled_csv(output_dir):
+  """Claim (c) across the sweep: NLL and MIG vs baseline, stratified by beta."""
+  return os.path.join(results_dir(output_dir), "rate_distortion_across_beta.csv")
+
+
 def heldout_gaps_csv(output_dir):
   """Claim (d)'s table: held-out minus seen error per decoder, vs baseline."""
   return os.path.join(results_dir(output_dir), "heldout_gaps.csv")

@@ -725,7 +725,25 @@ def _rate_distortion_by_beta(r):
                r.study.baseline, _link(path, r.output_dir)), ""]
   lines += [markdown.frame_to_markdown(
       endpoints.format_rate_distortion(table)).strip(), ""]
-  return lines + _rate_distortion_floor(table)
+  return (lines + _rate_distortion_floor(table) +
+          _rate_distortion_across_beta(r, swept))
+
+
+def _rate_distortion_across_beta(r, swept):
+  """The NLL and MIG tests across every β at once (stratified by β)."""
+  table = endpoints.pooled_beta_table(swept, r.study.baseline)
+  path = _write_csv(table, layout.rate_distortion_pooled_csv(r.output_dir))
+  return ["### Across β", "",
+          "Each decoder against `%s` over the whole sweep, comparing runs "
+          "only at the same β: the Mann-Whitney U of the NLL and of MIG "
+          "summed over the β both decoders have (P(above) = U / its "
+          "maximum: below 0.5 a lower NLL, above 0.5 a higher MIG), its "
+          "exact two-sided p over every relabelling of the runs within each "
+          "β, and p Holm over this table's %d tests (numbers: %s)." % (
+              r.study.baseline, int(table["p_value"].notna().sum()),
+              _link(path, r.output_dir)), "",
+          markdown.frame_to_markdown(
+              endpoints.format_pooled_beta(table)).strip(), ""]
 
 
 def _dataset_order(r):

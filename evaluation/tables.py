@@ -187,6 +187,58 @@ def exact_mann_whitney_p(values, baseline_values):
   return float(min(1, fractions.Fraction(2 * min(upper, lower), splits)))
 
 
+def _convolve_counts(a, b):
+  """Counts of the sum of two independent statistics, from their counts."""
+  out = np.zeros(len(a) + len(b) - 1, dtype=object)
+  for i in np.flatnonzero(a):
+    out[i:i + len(b)] = out[i:i + len(b)] + a[i] * b
+  return out
+
+
+def stratified_exact_p(strata):
+  """Exact two-sided p of a Mann-Whitney test stratified by, e.g., beta.
+
+  The statistic is the sum over strata of each stratum's Mann-Whitney U of
+  one group against the other (van Elteren's statistic with equal weights).
+  Under the null hypothesis the values are exchangeable within each stratum
+  only, so every split within every stratum is equally likely (the product
+  of the strata's C(n1 + n2, n1)); the distribution of the sum is the
+  convolution of the strata's exact distributions (`_rank_sum_counts`, ties
+  keeping their mid-ranks). Two-sided as `exact_mann_whitney_p`: twice the
+  smaller one-sided p, at most 1; with one stratum it is that p.
+
+  Args:
+    strata: Sequence of (values, baseline_values) pairs of 1-D arrays (no
+      NaNs); a pair with an empty group tests nothing and is left out.
+
+  Returns:
+    Tuple (u_sum, u_max, p): the observed sum of U (pairs with the first
+    group above, ties one half), its largest possible value (the sum of
+    n1 n2) and the p-value; (NaN, NaN, NaN) when no stratum has both groups.
+  """
+  counts = np.array([1], dtype=object)
+  observed, u_sum, u_max = 0, 0.0, 0
+  for values, baseline_values in strata:
+    values = np.asarray(values, dtype=float)
+    baseline_values = np.asarray(baseline_values, dtype=float)
+    if not values.size or not baseline_values.size:
+      continue
+    pooled = np.concatenate([values, baseline_values])
+    doubled = np.rint(2 * stats.rankdata(pooled)).astype(np.int64)
+    observed += int(doubled[:values.size].sum())
+    counts = _convolve_counts(counts, _rank_sum_counts(doubled, values.size))
+    # U = rank sum - n1 (n1 + 1) / 2.
+    u_sum += doubled[:values.size].sum() / 2 - values.size * (values.size + 1) / 2
+    u_max += values.size * baseline_values.size
+  if not u_max:
+    return float("nan"), float("nan"), float("nan")
+  splits = sum(counts)
+  upper = sum(counts[observed:])
+  lower = sum(counts[:observed + 1])
+  p = float(min(1, fractions.Fraction(2 * min(upper, lower), splits)))
+  return float(u_sum), float(u_max), p
+
+
 def prob_superiority(values, baseline_values):
   """Probability of superiority: Mann-Whitney U / (n1 * n2).
 

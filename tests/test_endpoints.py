@@ -109,6 +109,55 @@ def test_rate_distortion_table_known_numbers():
     assert row["note"] == ""
 
 
+def test_pooled_beta_table_tests_the_whole_sweep_at_once():
+  # broadcast's NLL 10 lower at all 4 betas, 3 seeds each: every same-beta
+  # pair agrees, 0 of 36 above, two-sided p 2 / 20^4 (one beta alone could
+  # reach only 0.1). Its MIG (0.2, 0.3, 0.4 against 0, 0.1, 0.2) ties once
+  # per beta: 8.5 of 9 pairs above at each.
+  table = endpoints.pooled_beta_table(_sweep(), baseline="deconv")
+  assert list(table.columns) == endpoints.POOLED_COLUMNS
+  assert list(table["quantity"]) == ["reconstruction_loss", "mig"]
+  nll, mig = table.iloc[0], table.iloc[1]
+  assert (nll["betas"], nll["u_sum"], nll["u_max"]) == (4, 0.0, 36.0)
+  assert nll["prob_superiority"] == 0.0
+  assert nll["p_value"] == pytest.approx(2 / 20 ** 4, rel=1e-12)
+  assert (mig["u_sum"], mig["prob_superiority"]) == (34.0, 34 / 36)
+  assert nll["p_value"] < mig["p_value"] < 0.01
+  # Holm over the table's two tests.
+  assert mig["p_holm"] == pytest.approx(mig["p_value"], rel=1e-12)
+  assert nll["p_holm"] == pytest.approx(2 * nll["p_value"], rel=1e-12)
+  strings = endpoints.format_pooled_beta(table)
+  assert list(strings["U summed over β"]) == ["0 of 36", "34 of 36"]
+  assert list(strings["quantity"]) == ["NLL", "MIG"]
+
+
+def test_pooled_beta_table_compares_runs_only_at_the_same_beta():
+  # Runs at a beta the baseline lacks do not enter; without a shared beta
+  # the row says so.
+  cells = {("ds", 1.0, "deconv"): [(0.1, 100.0, 5.0)] * 3,
+           ("ds", 1.0, "broadcast"): [(0.3, 90.0, 5.0)] * 3,
+           ("ds", 2.0, "broadcast"): [(0.0, 200.0, 5.0)] * 3,
+           ("other", 1.0, "broadcast"): [(0.3, 90.0, 5.0)] * 3}
+  table = endpoints.pooled_beta_table(_frame(cells), baseline="deconv")
+  ds = table[table["dataset"] == "ds"].iloc[1]
+  assert (ds["betas"], ds["u_sum"], ds["u_max"]) == (1, 9.0, 9.0)
+  assert ds["p_value"] == pytest.approx(0.1)
+  other = table[table["dataset"] == "other"]
+  assert (other["betas"] == 0).all() and other["p_value"].isna().all()
+  assert (other["note"] == endpoints.NOTE_NO_SHARED_BETA).all()
+
+
+def test_pooled_beta_table_reproduces_claim_c_findings():
+  # docs/claims/rate_distortion/findings.md: MIG across beta, U 29 of 36,
+  # p = 0.020 (computed there by hand before this table existed).
+  frame = pd.read_csv(os.path.join(
+      REPO, "docs", "claims", "rate_distortion", "results", "results.csv"))
+  table = endpoints.pooled_beta_table(frame, baseline="deconv")
+  mig = _row(table, quantity="mig")
+  assert (mig["u_sum"], mig["u_max"]) == (29.0, 36.0)
+  assert mig["p_value"] == pytest.approx(0.019525, rel=1e-9)
+
+
 def test_rate_distortion_identical_groups_give_p_1():
   table = endpoints.rate_distortion_table(_sweep(betas=(1.0, 2.0), shift=0),
                                           baseline="deconv")
@@ -433,7 +482,9 @@ def test_report_without_runs_has_the_three_endpoints(tmp_path):
   assert "Seeds per decoder and β: 3." in text
   assert "### Held-out gap per seed" in text
   assert "With 3 against 3 seeds the smallest possible p is 0.1." in text
+  assert "### Across β" in text and "| 0 of 18 |" in text
   for csv in (layout.rate_distortion_csv(folder),
+              layout.rate_distortion_pooled_csv(folder),
               layout.heldout_gaps_csv(folder),
               layout.dataset_gaps_csv(folder)):
     assert os.path.exists(csv)

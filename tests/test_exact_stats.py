@@ -110,3 +110,50 @@ def test_comparison_table_prints_the_exact_p():
   row = table[table["decoder"] == "broadcast"].iloc[0]
   assert row["p_value"] == pytest.approx(2 / 924, rel=1e-12)
   assert tables.format_table(table)["p"].tolist()[1] == "0.0022"
+
+
+# --- Stratified by beta (the rate-distortion sweep tested at once) ------------
+
+
+def _brute_force_stratified_p(strata):
+  """Two-sided p over every relabelling within every stratum, by enumeration."""
+  per_stratum = []
+  for x, y in strata:
+    pooled = list(x) + list(y)
+    us = []
+    for chosen in itertools.combinations(range(len(pooled)), len(x)):
+      rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+      us.append(_u([pooled[i] for i in chosen], rest))
+    per_stratum.append(us)
+  observed = sum(_u(x, y) for x, y in strata)
+  sums = np.array([sum(c) for c in itertools.product(*per_stratum)])
+  upper = np.mean(sums >= observed - 1e-12)
+  lower = np.mean(sums <= observed + 1e-12)
+  return min(1.0, 2 * min(upper, lower))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stratified_p_matches_brute_force_enumeration_with_ties(seed):
+  rng = np.random.default_rng(seed)
+  strata = [(rng.integers(0, 3, n1) / 10, rng.integers(0, 4, n2) / 10)
+            for n1, n2 in ((3, 3), (2, 4), (3, 2))]
+  u_sum, u_max, p = tables.stratified_exact_p(strata)
+  assert p == pytest.approx(_brute_force_stratified_p(strata), rel=1e-12)
+  assert u_sum == sum(_u(x, y) for x, y in strata)
+  assert u_max == 9 + 8 + 6
+
+
+def test_stratified_p_of_one_stratum_is_the_plain_exact_p():
+  x, y = [0.2, 0.5, 0.5, 0.9], [0.1, 0.5, 0.3]
+  assert tables.stratified_exact_p([(x, y)])[2] == tables.exact_mann_whitney_p(
+      x, y)
+
+
+def test_stratified_p_only_relabels_within_a_stratum():
+  # Every stratum completely separated (3 against 3): 2 / 20^4, far below
+  # the 0.1 that one stratum alone can reach; strata with an empty group
+  # test nothing.
+  strata = [([4, 5, 6], [1, 2, 3])] * 4 + [([], [1, 2])]
+  assert tables.stratified_exact_p(strata) == (36.0, 36.0, pytest.approx(
+      2 / 20 ** 4, rel=1e-12))
+  assert all(math.isnan(v) for v in tables.stratified_exact_p([([1], [])]))

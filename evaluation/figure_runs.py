@@ -74,7 +74,7 @@ def _common_beta(group):
   return counts.idxmax()  # sorted: the first of the largest counts
 
 
-def shown_runs(frame, baseline):
+def shown_runs(frame, baseline, dataset_order=None):
   """The run each decoder's model figures draw, per dataset and model.
 
   All decoders of a dataset and model show the same beta where they can:
@@ -87,9 +87,12 @@ def shown_runs(frame, baseline):
     frame: Tidy results DataFrame (run_id, dataset, model, decoder, seed,
       beta, metric, value, model_dir, ...).
     baseline: The study's baseline decoder, listed first.
+    dataset_order: Order of the datasets, e.g. the study's; others follow
+      by name. Default: by name.
 
   Returns:
-    List of ((dataset, model), [ShownRun, ...]) in decoder order.
+    List of ((dataset, model), [ShownRun, ...]) in decoder order, by
+    dataset (`dataset_order`), then model.
   """
   rows = frame[frame["metric"] == SELECTION_METRIC].dropna(subset=["value"])
   mig = rows.drop_duplicates("run_id").set_index("run_id")["value"]
@@ -108,4 +111,6 @@ def shown_runs(frame, baseline):
       chosen[decoder] = _pick(own[same], mig)
     shown.append((key, [chosen[d] for d in
                         tables.decoder_order(list(chosen), baseline)]))
+  rank = tables.dataset_rank(dataset_order)
+  shown.sort(key=lambda item: rank(item[0][0]))  # stable: models kept
   return shown

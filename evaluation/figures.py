@@ -150,7 +150,8 @@ def _panel_grid(num_metrics, max_columns):
 
 
 def metric_distributions_figure(df, baseline=study_lib.BASELINE,
-                                metrics=study_lib.METRICS, max_columns=6):
+                                metrics=study_lib.METRICS, max_columns=6,
+                                dataset_order=None):
   """Per-seed metric values per decoder, with the medians marked.
 
   Args:
@@ -161,6 +162,8 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
       `df` not listed follow alphabetically.
     max_columns: Panels per row; more metrics wrap onto further rows, so a
       study with every dlib metric stays readable at page width.
+    dataset_order: Row order of the datasets, e.g. the study's (as the
+      comparison table's); others follow by name. Default: by name.
 
   Returns:
     matplotlib Figure with one panel per metric for each dataset x model x
@@ -171,6 +174,8 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
   metric_columns = _metric_order(df["metric"].unique(), metrics)
   # groupby with dropna=False keeps runs whose beta is unknown (NaN).
   combos = list(df.groupby(["dataset", "model", "beta"], dropna=False))
+  key = tables.dataset_rank(dataset_order)
+  combos.sort(key=lambda combo: key(combo[0][0]))  # stable: model, beta kept
   several_betas = df["beta"].nunique() > 1
   decoders = decoder_order(df["decoder"].unique(), baseline)
   colours = decoder_colours(decoders)
@@ -215,9 +220,10 @@ def metric_distributions_figure(df, baseline=study_lib.BASELINE,
 
 
 def plot_metric_distributions(df, path, baseline=study_lib.BASELINE,
-                              metrics=study_lib.METRICS):
+                              metrics=study_lib.METRICS, dataset_order=None):
   """Writes `metric_distributions_figure` to `path` (PNG); returns path."""
-  return save_png(metric_distributions_figure(df, baseline, metrics), path)
+  return save_png(metric_distributions_figure(
+      df, baseline, metrics, dataset_order=dataset_order), path)
 
 
 # --- Rate-distortion --------------------------------------------------------
@@ -256,13 +262,15 @@ def _mean_sd_curve(ax, runs, x, y, colour, model):
                           alpha=0.7))
 
 
-def rate_distortion_figure(df, baseline=study_lib.BASELINE):
+def rate_distortion_figure(df, baseline=study_lib.BASELINE,
+                           dataset_order=None):
   """Rate-distortion and reconstruction-vs-MIG plots across a beta sweep.
 
   Args:
     df: Tidy results DataFrame (one row per run and metric, with the run's
       reconstruction_loss and kl_loss repeated on each row).
     baseline: Decoder listed first in the legend.
+    dataset_order: Row order of the datasets (as `metric_distributions_figure`).
 
   Returns:
     matplotlib Figure, one row per dataset x model, two panels per row:
@@ -272,8 +280,9 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
     each run as a faint point.
   """
   runs = run_table(df, "mig")
-  combos = list(runs[["dataset", "model"]].drop_duplicates()
-                .sort_values(["dataset", "model"]).itertuples(index=False))
+  key = tables.dataset_rank(dataset_order)
+  combos = sorted(runs[["dataset", "model"]].drop_duplicates().itertuples(
+      index=False), key=lambda combo: (key(combo[0]), str(combo[1])))
   decoders = decoder_order(runs["decoder"].unique(), baseline)
   colours = decoder_colours(decoders)
   fig = mpl_figure.Figure(figsize=(10, 0.7 + 3.6 * len(combos)),
@@ -313,9 +322,10 @@ def rate_distortion_figure(df, baseline=study_lib.BASELINE):
   return fig
 
 
-def plot_rate_distortion(df, path, baseline=study_lib.BASELINE):
+def plot_rate_distortion(df, path, baseline=study_lib.BASELINE,
+                         dataset_order=None):
   """Writes `rate_distortion_figure(df)` to `path` (PNG); returns path."""
-  return save_png(rate_distortion_figure(df, baseline), path)
+  return save_png(rate_distortion_figure(df, baseline, dataset_order), path)
 
 
 # --- Held-out generalisation ------------------------------------------------

@@ -544,7 +544,7 @@ def _comparison(r):
   if empty:
     lines[-1] += (" No run has a value of %s, so %s not in the table." % (
         ", ".join(empty), "it is" if len(empty) == 1 else "they are"))
-  lines[-1] += _cells_without_values(r.frame, empty)
+  lines[-1] += _cells_without_values(r.frame, empty, _dataset_order(r))
   lines[-1] += _few_seeds_interval_note(table)
   if r.lower_is_better:
     lines[-1] += " " + _lower_is_better_note(r.lower_is_better)
@@ -558,10 +558,11 @@ def _comparison(r):
   return lines
 
 
-def _cells_without_values(frame, empty):
+def _cells_without_values(frame, empty, dataset_order=None):
   """Decoders missing from a row of the table: every seed's value is NaN.
 
-  `empty`: metrics without any value, said already.
+  `empty`: metrics without any value, said already; `dataset_order`: the
+  table's order of the datasets.
   """
   keys = tables.GROUP_COLUMNS + ["decoder"]
   has_value = frame.groupby(keys, dropna=False, sort=True)["value"].apply(
@@ -570,6 +571,8 @@ def _cells_without_values(frame, empty):
              if not ok and key[keys.index("metric")] not in empty]
   if not missing:
     return ""
+  rank = tables.dataset_rank(dataset_order)
+  missing.sort(key=lambda key: rank(key[0]))  # stable: as the table
   return (" These cells have runs but no value (the metric failed or was not "
           "computed for every seed), so the table has no row for them: %s." %
           "; ".join("%s, %s, %s, %s: %s" % (
@@ -645,7 +648,7 @@ def _result_figures(r):
   redrawn = []
   path = figures.plot_metric_distributions(
       r.frame, os.path.join(fig_dir, "metric_distributions.png"),
-      study.baseline, metrics_lib.labels(study.metrics))
+      study.baseline, metrics_lib.labels(study.metrics), _dataset_order(r))
   lines += _figure_section(
       "Metric distributions", path, output_dir,
       "Each point is one seed; the bar marks the median." +
@@ -655,7 +658,8 @@ def _result_figures(r):
   # External models have no training losses here: not on these axes.
   path = figures.plot_rate_distortion(
       r.frame[~r.frame["decoder"].isin(study.external_names)],
-      os.path.join(fig_dir, "rate_distortion.png"), study.baseline)
+      os.path.join(fig_dir, "rate_distortion.png"), study.baseline,
+      _dataset_order(r))
   lines += _figure_section(
       "Rate-distortion", path, output_dir,
       "Reconstruction loss (NLL, nats per image) against KL (rate) and "
@@ -748,7 +752,7 @@ def _rate_distortion_across_beta(r, swept):
 
 def _dataset_order(r):
   """The frame's datasets in the study's order (others after, by name): the
-  order of the comparison table and of the gaps between datasets."""
+  order of the comparison table, the figures and the gaps between datasets."""
   present = set(r.frame["dataset"])
   order = [d for d in dict.fromkeys(run.dataset for run in r.study.runs)
            if d in present]
@@ -807,8 +811,8 @@ def _models(r):
   trained = r.frame[~r.frame["decoder"].isin(study.external_names)]
   if not len(trained):
     return []
-  for (dataset, model), runs in figure_runs.shown_runs(trained,
-                                                      study.baseline):
+  for (dataset, model), runs in figure_runs.shown_runs(
+      trained, study.baseline, _dataset_order(r)):
     data = analysis.load_dataset(dataset, _bindings_for(study, dataset))
     lines += _model_figures(data, dataset, model, runs, study, r.output_dir)
   return lines

@@ -85,6 +85,20 @@ def dataset_rows(path, dataset):
   return rows
 
 
+def dataset_rank(dataset_order=None):
+  """Sort key of dataset names: those of `dataset_order` first, in its order
+  (e.g. the study's), then the others by name.
+
+  Args:
+    dataset_order: Sequence of dataset names, or None (all by name).
+
+  Returns:
+    Function of a dataset name giving a sortable key.
+  """
+  rank = {d: i for i, d in enumerate(dataset_order or ())}
+  return lambda dataset: (rank.get(dataset, len(rank)), str(dataset))
+
+
 def decoder_order(decoders, baseline=study_lib.BASELINE):
   """Returns the decoders sorted with the baseline first (stable layout).
 
@@ -451,10 +465,10 @@ def comparison_table(df, baseline=study_lib.BASELINE,
   table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
   if dataset_order is not None:
     # Stable: within a dataset, and among the unlisted ones, as grouped.
-    rank = {d: i for i, d in enumerate(dataset_order)}
-    position = [rank.get(d, len(rank)) for d in table["dataset"]]
-    table = table.iloc[np.argsort(position, kind="stable")].reset_index(
-        drop=True)
+    key = dataset_rank(dataset_order)
+    position = sorted(range(len(table)),
+                      key=lambda i: key(table["dataset"].iloc[i]))
+    table = table.iloc[position].reset_index(drop=True)
   for family in (PRIMARY, SECONDARY):
     members = table["family"] == family
     table.loc[members, "p_holm"] = holm(table.loc[members, "p_value"])

@@ -14,6 +14,8 @@ import pytest
 from evaluation import aggregate
 from evaluation import compare_cli
 from evaluation import endpoints
+from evaluation import figure_runs
+from evaluation import figures
 from evaluation import gaps_cli
 from evaluation import layout
 from evaluation import report
@@ -456,6 +458,31 @@ def test_the_comparison_table_lists_datasets_in_the_study_order(tmp_path):
   saved = pd.read_csv(layout.comparison_prefix(str(tmp_path)) + ".csv")
   assert list(dict.fromkeys(saved["dataset"])) == ["small", "full"]
   assert "`small` minus `full`:" in "\n".join(report._dataset_gaps(r))
+
+
+def test_figures_and_lists_follow_the_study_order_of_datasets():
+  # As the comparison table: `small` (listed first by the study) before
+  # `full`, in every figure's rows, the model figures and the note on cells
+  # without values; without an order, by name.
+  frame = _two_datasets()
+  order = ["small", "full"]
+
+  def rows(fig):
+    return [ax.get_ylabel().split("\n")[0] for ax in fig.axes
+            if ax.get_ylabel()]
+
+  assert rows(figures.metric_distributions_figure(
+      frame, "deconv", ["mig"], dataset_order=order)) == order
+  assert rows(figures.metric_distributions_figure(
+      frame, "deconv", ["mig"])) == ["full", "small"]
+  titles = [ax.get_title() for ax in figures.rate_distortion_figure(
+      frame, "deconv", order).axes]
+  assert [t.split(" — ")[1].split(" / ")[0] for t in titles[::2]] == order
+  shown = figure_runs.shown_runs(frame, "deconv", order)
+  assert [dataset for (dataset, _), _ in shown] == order
+  failed = frame.assign(value=float("nan"))
+  note = report._cells_without_values(failed, [], order)
+  assert note.index("small, vae") < note.index("full, vae")
 
 
 def test_report_without_runs_has_the_three_endpoints(tmp_path):

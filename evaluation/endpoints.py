@@ -129,6 +129,17 @@ def _nll_test(values, base_values):
                      if values.size else nan), note=note)
 
 
+def _sweep_cells(df, baseline, metric):
+  """The runs of each dataset and model: [(dataset, model, runs, decoders)],
+  runs from `run_table`, decoders with the baseline first."""
+  _check_columns(df, tables.REQUIRED_COLUMNS + (NLL, KL, "run_id"))
+  runs = run_table(df, metric)
+  return [(dataset, model, cell,
+           tables.decoder_order(cell["decoder"], baseline))
+          for (dataset, model), cell in runs.groupby(["dataset", "model"],
+                                                     sort=True)]
+
+
 def rate_distortion_table(df, baseline=study_lib.BASELINE, metric="mig"):
   """Claim (c): per beta, each decoder's NLL, KL and MIG, NLL vs the baseline.
 
@@ -154,13 +165,9 @@ def rate_distortion_table(df, baseline=study_lib.BASELINE, metric="mig"):
     `min_p` are NaN on baseline rows and where a group is missing, `note`
     says why.
   """
-  _check_columns(df, tables.REQUIRED_COLUMNS + (NLL, KL, "run_id"))
-  runs = run_table(df, metric)
   nan = float("nan")
   rows = []
-  for (dataset, model), cell in runs.groupby(["dataset", "model"],
-                                             sort=True):
-    decoders = tables.decoder_order(cell["decoder"], baseline)
+  for dataset, model, cell, decoders in _sweep_cells(df, baseline, metric):
     for beta, at_beta in cell.groupby("beta", dropna=False, sort=True):
       base_nll = at_beta.loc[at_beta["decoder"] == baseline, NLL].dropna()
       for decoder in decoders:
@@ -256,13 +263,9 @@ def pooled_beta_table(df, baseline=study_lib.BASELINE, metric="mig"):
     the decoder's value is higher (ties one half): below 0.5 means a lower
     NLL, above 0.5 a higher `metric`.
   """
-  _check_columns(df, tables.REQUIRED_COLUMNS + (NLL, KL, "run_id"))
-  runs = run_table(df, metric)
   nan = float("nan")
   rows = []
-  for (dataset, model), cell in runs.groupby(["dataset", "model"],
-                                             sort=True):
-    decoders = tables.decoder_order(cell["decoder"], baseline)
+  for dataset, model, cell, decoders in _sweep_cells(df, baseline, metric):
     for decoder in [d for d in decoders if d != baseline]:
       for quantity, column in ((NLL, NLL), (metric, metric)):
         strata = []

@@ -11,8 +11,8 @@ with `tables.N_RESAMPLES` resamples from a fresh generator seeded
   `beta_summary` (mean and sample sd per beta, what the rate-distortion
   figure draws) and `rate_distortion_table` (per beta, each decoder's NLL, KL
   and MIG; the NLL difference against the baseline at matched beta, its p,
-  Holm over the betas) and `pooled_beta_table` (the same comparison across
-  every beta at once, stratified by beta).
+  Holm over the betas) and `pooled_beta_table` (MIG against the baseline
+  across every beta at once, stratified by beta).
 - (d) held-out region: `heldout_gaps` (per run, held-out minus seen
   reconstruction error) and `heldout_gap_table` (each decoder against the
   baseline, Holm over the table's tests).
@@ -234,21 +234,29 @@ def format_rate_distortion(table, metric="mig", metric_name="MIG"):
   })
 
 
-POOLED_COLUMNS = ["dataset", "model", "decoder", "baseline", "quantity",
-                  "betas", "u_sum", "u_max", "prob_superiority", "p_value",
-                  "p_holm", "note"]
-NOTE_NO_SHARED_BETA = "no β with runs of both decoders"
+POOLED_COLUMNS = ["dataset", "model", "decoder", "baseline", "betas",
+                  "u_sum", "u_max", "prob_superiority", "p_value", "p_holm",
+                  "note"]
+NOTE_NO_SHARED_BETA = "no β with values of both decoders"
+
+
+def _unknown_beta_note(count):
+  return ("%d run%s of unknown β left out" % (count, "s" if count > 1 else "")
+          if count else "")
 
 
 def pooled_beta_table(df, baseline=study_lib.BASELINE, metric="mig"):
-  """Claim (c) across the sweep: each decoder against the baseline at once.
+  """Claim (c)'s metric across the sweep: each decoder against the baseline.
 
   The per-β tests of `rate_distortion_table` cannot be significant with few
-  seeds per β; a curve that lies on one side at every β can. This tests,
-  for the NLL and for `metric`, whether the decoder's values rank above the
+  seeds per β; a decoder whose metric lies above the baseline's at every β
+  can. This tests whether the decoder's `metric` ranks above or below the
   baseline's across the β of the sweep, comparing runs only at the same β
   (`tables.stratified_exact_p`: the sum over β of the Mann-Whitney U, exact
-  over every relabelling within each β). Holm adjusts over the table's rows.
+  over every relabelling within each β; opposite effects at different β
+  cancel). Holm adjusts over the table's rows, a family of its own. The
+  NLL is not pooled: at the same β the decoders may use different rates
+  (KL), and claim (c) compares NLL at the same rate.
 
   Args:
     df: Tidy results DataFrame (as `rate_distortion_table`).
@@ -256,47 +264,44 @@ def pooled_beta_table(df, baseline=study_lib.BASELINE, metric="mig"):
     metric: The disentanglement metric of the second curve.
 
   Returns:
-    DataFrame with POOLED_COLUMNS: one row per dataset, model, decoder other
-    than the baseline and quantity (NLL, then `metric`). `betas` is the
-    number of β with values of both decoders; `prob_superiority` is
-    u_sum / u_max, the share of same-β (decoder, baseline) pairs in which
-    the decoder's value is higher (ties one half): below 0.5 means a lower
-    NLL, above 0.5 a higher `metric`.
+    DataFrame with POOLED_COLUMNS: one row per dataset, model and decoder
+    other than the baseline. `betas` is the number of β with values of both
+    decoders; `prob_superiority` is u_sum / u_max, the share of same-β
+    (decoder, baseline) pairs in which the decoder's value is higher (ties
+    one half). Runs of unknown β cannot be matched: the note counts them.
   """
   nan = float("nan")
   rows = []
   for dataset, model, cell, decoders in _sweep_cells(df, baseline, metric):
     for decoder in [d for d in decoders if d != baseline]:
-      for quantity, column in ((NLL, NLL), (metric, metric)):
-        strata = []
-        for _, at_beta in cell.groupby("beta", sort=True):
-          values = at_beta.loc[at_beta["decoder"] == decoder, column]
-          base = at_beta.loc[at_beta["decoder"] == baseline, column]
-          values, base = values.dropna(), base.dropna()
-          if len(values) and len(base):
-            strata.append((values.to_numpy(dtype=float),
-                           base.to_numpy(dtype=float)))
-        u_sum, u_max, p_value = tables.stratified_exact_p(strata)
-        rows.append(dict(
-            dataset=dataset, model=model, decoder=decoder, baseline=baseline,
-            quantity=quantity, betas=len(strata), u_sum=u_sum, u_max=u_max,
-            prob_superiority=u_sum / u_max if strata else nan,
-            p_value=p_value, p_holm=nan,
-            note="" if strata else NOTE_NO_SHARED_BETA))
+      pair = cell[cell["decoder"].isin([decoder, baseline])]
+      strata = []
+      for _, at_beta in pair.groupby("beta", sort=True):  # NaN β left out
+        values = at_beta.loc[at_beta["decoder"] == decoder, metric].dropna()
+        base = at_beta.loc[at_beta["decoder"] == baseline, metric].dropna()
+        if len(values) and len(base):
+          strata.append((values.to_numpy(dtype=float),
+                         base.to_numpy(dtype=float)))
+      u_sum, u_max, p_value = tables.stratified_exact_p(strata)
+      notes = [_unknown_beta_note(int(pair["beta"].isna().sum())),
+               "" if strata else NOTE_NO_SHARED_BETA]
+      rows.append(dict(
+          dataset=dataset, model=model, decoder=decoder, baseline=baseline,
+          betas=len(strata), u_sum=u_sum, u_max=u_max,
+          prob_superiority=u_sum / u_max if strata else nan,
+          p_value=p_value, p_holm=nan, note="; ".join(n for n in notes if n)))
   table = pd.DataFrame(rows, columns=POOLED_COLUMNS)
   table["p_holm"] = tables.holm(table["p_value"])
   return table
 
 
-def format_pooled_beta(table, metric="mig", metric_name="MIG"):
+def format_pooled_beta(table):
   """The strings of `pooled_beta_table`'s Markdown table."""
   baseline = table["baseline"].iloc[0] if len(table) else "baseline"
-  names = {NLL: "NLL", metric: metric_name}
   return pd.DataFrame({
       "dataset": table["dataset"].astype(str),
       "model": table["model"].astype(str),
       "decoder": table["decoder"].astype(str),
-      "quantity": table["quantity"].map(names),
       "β compared": table["betas"].astype(int).astype(str),
       "U summed over β": [
           "-" if pd.isna(u) else "%g of %g" % (u, m)

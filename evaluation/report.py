@@ -695,8 +695,7 @@ def _rate_distortion_floor(table):
   if floor >= tables.ALPHA:
     text += (", so no β can be significant on its own, however large the "
              "difference: the per-β rows describe; a claim across the %d β "
-             "needs a test that pools them, which this table does not "
-             "make" % betas)
+             "needs a test that pools them (MIG: the next table)" % betas)
   elif betas * floor >= tables.ALPHA:
     text += (", but Holm over the %d β multiplies the smallest p by %d, so "
              "no p Holm can be below %g" % (betas, betas, tables.ALPHA))
@@ -737,14 +736,17 @@ def _rate_distortion_across_beta(r, swept):
   """The NLL and MIG tests across every β at once (stratified by β)."""
   table = endpoints.pooled_beta_table(swept, r.study.baseline)
   path = _write_csv(table, layout.rate_distortion_pooled_csv(r.output_dir))
-  return ["### Across β", "",
-          "Each decoder against `%s` over the whole sweep, comparing runs "
-          "only at the same β: the Mann-Whitney U of the NLL and of MIG "
-          "summed over the β both decoders have (P(above) = U / its "
-          "maximum: below 0.5 a lower NLL, above 0.5 a higher MIG), its "
-          "exact two-sided p over every relabelling of the runs within each "
-          "β, and p Holm over this table's %d tests (numbers: %s)." % (
+  return ["### MIG across β", "",
+          "Each decoder's MIG against `%s`'s over the whole sweep, comparing "
+          "runs only at the same β: the Mann-Whitney U summed over the β "
+          "both decoders have (P(above) = U / its maximum: above 0.5, the "
+          "decoder's MIG ranks higher), its exact two-sided p over every "
+          "relabelling of the runs within each β (opposite effects at "
+          "different β cancel), and p Holm over this table's %d test%s, a "
+          "family of its own (numbers: %s). The NLL is not pooled: at the "
+          "same β the decoders may use different rates (KL)." % (
               r.study.baseline, int(table["p_value"].notna().sum()),
+              "" if int(table["p_value"].notna().sum()) == 1 else "s",
               _link(path, r.output_dir)), "",
           markdown.frame_to_markdown(
               endpoints.format_pooled_beta(table)).strip(), ""]

@@ -212,8 +212,8 @@ def _convolve_counts(a, b):
 def stratified_exact_p(strata):
   """Exact two-sided p of a Mann-Whitney test stratified by, e.g., beta.
 
-  The statistic is the sum over strata of each stratum's Mann-Whitney U of
-  one group against the other (van Elteren's statistic with equal weights).
+  The statistic is the unweighted sum over strata of each stratum's
+  Mann-Whitney U of one group against the other.
   Under the null hypothesis the values are exchangeable within each stratum
   only, so every split within every stratum is equally likely (the product
   of the strata's C(n1 + n2, n1)); the distribution of the sum is the
@@ -229,6 +229,9 @@ def stratified_exact_p(strata):
     Tuple (u_sum, u_max, p): the observed sum of U (pairs with the first
     group above, ties one half), its largest possible value (the sum of
     n1 n2) and the p-value; (NaN, NaN, NaN) when no stratum has both groups.
+
+  Raises:
+    ValueError: if a value is NaN (a rank of NaN is meaningless).
   """
   counts = np.array([1], dtype=object)
   observed, u_sum, u_max = 0, 0.0, 0
@@ -238,6 +241,9 @@ def stratified_exact_p(strata):
     if not values.size or not baseline_values.size:
       continue
     pooled = np.concatenate([values, baseline_values])
+    if np.isnan(pooled).any():
+      raise ValueError("stratified_exact_p: NaN among the values; leave "
+                       "runs without a value out first.")
     doubled = np.rint(2 * stats.rankdata(pooled)).astype(np.int64)
     observed += int(doubled[:values.size].sum())
     counts = _convolve_counts(counts, _rank_sum_counts(doubled, values.size))

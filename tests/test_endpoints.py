@@ -112,41 +112,44 @@ def test_rate_distortion_table_known_numbers():
 
 
 def test_pooled_beta_table_tests_the_whole_sweep_at_once():
-  # broadcast's NLL 10 lower at all 4 betas, 3 seeds each: every same-beta
-  # pair agrees, 0 of 36 above, two-sided p 2 / 20^4 (one beta alone could
-  # reach only 0.1). Its MIG (0.2, 0.3, 0.4 against 0, 0.1, 0.2) ties once
-  # per beta: 8.5 of 9 pairs above at each.
+  # broadcast's MIG (0.2, 0.3, 0.4 against 0, 0.1, 0.2) at all 4 betas, 3
+  # seeds each: one tie per beta, 8.5 of 9 pairs above at each, 34 of 36.
+  # No beta alone could reach below 0.1; the sweep at once can.
   table = endpoints.pooled_beta_table(_sweep(), baseline="deconv")
   assert list(table.columns) == endpoints.POOLED_COLUMNS
-  assert list(table["quantity"]) == ["reconstruction_loss", "mig"]
-  nll, mig = table.iloc[0], table.iloc[1]
-  assert (nll["betas"], nll["u_sum"], nll["u_max"]) == (4, 0.0, 36.0)
-  assert nll["prob_superiority"] == 0.0
-  assert nll["p_value"] == pytest.approx(2 / 20 ** 4, rel=1e-12)
-  assert (mig["u_sum"], mig["prob_superiority"]) == (34.0, 34 / 36)
-  assert nll["p_value"] < mig["p_value"] < 0.01
-  # Holm over the table's two tests.
-  assert mig["p_holm"] == pytest.approx(mig["p_value"], rel=1e-12)
-  assert nll["p_holm"] == pytest.approx(2 * nll["p_value"], rel=1e-12)
+  assert len(table) == 1
+  mig = table.iloc[0]
+  assert (mig["betas"], mig["u_sum"], mig["u_max"]) == (4, 34.0, 36.0)
+  assert mig["prob_superiority"] == 34 / 36
+  assert mig["p_value"] < 0.01 and mig["p_holm"] == mig["p_value"]
+  assert mig["note"] == ""
   strings = endpoints.format_pooled_beta(table)
-  assert list(strings["U summed over β"]) == ["0 of 36", "34 of 36"]
-  assert list(strings["quantity"]) == ["NLL", "MIG"]
+  assert list(strings["U summed over β"]) == ["34 of 36"]
+  assert list(strings["P(above deconv)"]) == ["0.94"]
 
 
 def test_pooled_beta_table_compares_runs_only_at_the_same_beta():
-  # Runs at a beta the baseline lacks do not enter; without a shared beta
+  # Runs at a beta the baseline lacks do not enter; runs of unknown beta
+  # are counted in the note; without a shared beta (or without MIG values)
   # the row says so.
   cells = {("ds", 1.0, "deconv"): [(0.1, 100.0, 5.0)] * 3,
            ("ds", 1.0, "broadcast"): [(0.3, 90.0, 5.0)] * 3,
            ("ds", 2.0, "broadcast"): [(0.0, 200.0, 5.0)] * 3,
-           ("other", 1.0, "broadcast"): [(0.3, 90.0, 5.0)] * 3}
-  table = endpoints.pooled_beta_table(_frame(cells), baseline="deconv")
-  ds = table[table["dataset"] == "ds"].iloc[1]
+           ("ds", float("nan"), "deconv"): [(0.9, 90.0, 5.0)] * 2,
+           ("other", 1.0, "broadcast"): [(0.3, 90.0, 5.0)] * 3,
+           ("nomig", 1.0, "broadcast"): [(float("nan"), 90.0, 5.0)] * 3,
+           ("nomig", 1.0, "deconv"): [(float("nan"), 90.0, 5.0)] * 3}
+  frame = _frame(cells)
+  frame["run_id"] = frame["run_id"] + frame.index.astype(str)  # NaN beta
+  table = endpoints.pooled_beta_table(frame, baseline="deconv")
+  ds = _row(table, dataset="ds")
   assert (ds["betas"], ds["u_sum"], ds["u_max"]) == (1, 9.0, 9.0)
   assert ds["p_value"] == pytest.approx(0.1)
-  other = table[table["dataset"] == "other"]
-  assert (other["betas"] == 0).all() and other["p_value"].isna().all()
-  assert (other["note"] == endpoints.NOTE_NO_SHARED_BETA).all()
+  assert ds["note"] == "2 runs of unknown β left out"
+  for dataset in ("other", "nomig"):
+    row = _row(table, dataset=dataset)
+    assert row["betas"] == 0 and math.isnan(row["p_value"])
+    assert row["note"] == endpoints.NOTE_NO_SHARED_BETA
 
 
 def test_pooled_beta_table_reproduces_claim_c_findings():
@@ -155,7 +158,8 @@ def test_pooled_beta_table_reproduces_claim_c_findings():
   frame = pd.read_csv(os.path.join(
       REPO, "docs", "claims", "rate_distortion", "results", "results.csv"))
   table = endpoints.pooled_beta_table(frame, baseline="deconv")
-  mig = _row(table, quantity="mig")
+  mig = table.iloc[0]
+  assert len(table) == 1
   assert (mig["u_sum"], mig["u_max"]) == (29.0, 36.0)
   assert mig["p_value"] == pytest.approx(0.019525, rel=1e-9)
 
@@ -509,7 +513,7 @@ def test_report_without_runs_has_the_three_endpoints(tmp_path):
   assert "Seeds per decoder and β: 3." in text
   assert "### Held-out gap per seed" in text
   assert "With 3 against 3 seeds the smallest possible p is 0.1." in text
-  assert "### Across β" in text and "| 0 of 18 |" in text
+  assert "### MIG across β" in text and "| 17 of 18 |" in text
   for csv in (layout.rate_distortion_csv(folder),
               layout.rate_distortion_pooled_csv(folder),
               layout.heldout_gaps_csv(folder),

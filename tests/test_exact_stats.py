@@ -157,3 +157,5 @@ def test_stratified_p_only_relabels_within_a_stratum():
   assert tables.stratified_exact_p(strata) == (36.0, 36.0, pytest.approx(
       2 / 20 ** 4, rel=1e-12))
   assert all(math.isnan(v) for v in tables.stratified_exact_p([([1], [])]))
+  with pytest.raises(ValueError, match="NaN"):
+    tables.stratified_exact_p([([1.0, float("nan")], [2.0])])

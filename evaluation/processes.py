@@ -244,9 +244,11 @@ class FolderLock(object):
       os.remove(self.claim_path)
 
   def release(self):
-    # Taken first: a signal handler that releases too finds nothing left.
+    # The descriptor is taken first, so a signal handler that releases too
+    # does not close it twice. The record is cleared last: a handler that
+    # interrupts this release and exits still removes the lock file.
     fd, self._fd = self._fd, None
-    record, self._record = self._record, None
+    record = self._record
     if fd is not None:
       if self._writable:
         # The next holder may not be able to write its name (see `_open`):
@@ -260,8 +262,11 @@ class FolderLock(object):
       try:
         if self._read_file() == record:
           os.remove(self.file_path)
+      except FileNotFoundError:
+        pass  # Removed by a handler that interrupted this release.
       except LockedError:
         pass  # Unreadable now: left for the next holder's error to name.
+      self._record = None
 
 
 def die_with_parent():

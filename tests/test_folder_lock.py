@@ -32,6 +32,28 @@ def test_without_flock_a_lock_file_keeps_a_second_holder_out(tmp_path,
   processes.FolderLock(str(tmp_path)).acquire("worker").release()
 
 
+def test_a_signal_during_release_still_removes_the_lock_file(tmp_path,
+                                                             no_flock,
+                                                             monkeypatch):
+  # The runner's SIGTERM handler releases the lock and exits at once
+  # (os._exit): when it interrupts the main thread's own release, the lock
+  # file must still go, or a dead runner's file is left behind.
+  lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
+  read = lock._read_file  # pylint: disable=protected-access
+
+  def interrupted():
+    monkeypatch.setattr(lock, "_read_file", read)
+    lock.release()  # the handler's release
+    raise KeyboardInterrupt  # the handler's exit: this release never ends
+
+  monkeypatch.setattr(lock, "_read_file", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    lock.release()
+  assert not (tmp_path / ".lock.owner").exists()
+  lock.release()  # nothing left to do
+  processes.FolderLock(str(tmp_path)).acquire("worker").release()
+
+
 def test_without_flock_the_runner_names_the_holder(tmp_path, no_flock):
   lock = processes.FolderLock(str(tmp_path)).acquire("sbd_study run")
   helpers.assert_second_runner_refused(tmp_path, lock)

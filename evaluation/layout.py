@@ -130,7 +130,7 @@ def rate_distortion_csv(output_dir):
 
 
 def rate_distortion_pooled_csv(output_dir):
-  """Claim (c) across the sweep: NLL and MIG vs baseline, stratified by beta."""
+  """Claim (c) across the sweep: MIG vs the baseline, stratified by beta."""
   return os.path.join(results_dir(output_dir), "rate_distortion_across_beta.csv")
 
 

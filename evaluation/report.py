@@ -733,7 +733,7 @@ def _rate_distortion_by_beta(r):
 
 
 def _rate_distortion_across_beta(r, swept):
-  """The NLL and MIG tests across every β at once (stratified by β)."""
+  """MIG against the baseline across every β at once (stratified by β)."""
   table = endpoints.pooled_beta_table(swept, r.study.baseline)
   path = _write_csv(table, layout.rate_distortion_pooled_csv(r.output_dir))
   return ["### MIG across β", "",

@@ -213,9 +213,8 @@ def stratified_exact_p(strata):
   """Exact two-sided p of a Mann-Whitney test stratified by, e.g., beta.
 
   The statistic is the unweighted sum over strata of each stratum's
-  Mann-Whitney U of one group against the other.
-  Under the null hypothesis the values are exchangeable within each stratum
-  only, so every split within every stratum is equally likely (the product
+  Mann-Whitney U of one group against the other. Under the null hypothesis
+  the values are exchangeable within each stratum only, so every split within every stratum is equally likely (the product
   of the strata's C(n1 + n2, n1)); the distribution of the sum is the
   convolution of the strata's exact distributions (`_rank_sum_counts`, ties
   keeping their mid-ranks). Two-sided as `exact_mann_whitney_p`: twice the
@@ -248,7 +247,8 @@ def stratified_exact_p(strata):
     observed += int(doubled[:values.size].sum())
     counts = _convolve_counts(counts, _rank_sum_counts(doubled, values.size))
     # U = rank sum - n1 (n1 + 1) / 2.
-    u_sum += doubled[:values.size].sum() / 2 - values.size * (values.size + 1) / 2
+    u_sum += (doubled[:values.size].sum() / 2 -
+              values.size * (values.size + 1) / 2)
     u_max += values.size * baseline_values.size
   if not u_max:
     return float("nan"), float("nan"), float("nan")

@@ -533,14 +533,14 @@ def _comparison(r):
            "corrected with Holm's method over all cells "
            "of the primary metrics (%s) and separately over those of the "
            "secondary ones (%s). Cells without a test (baseline rows, fewer "
-           "than 2 seeds) are not counted; cells whose seeds all tie count "
+           "than 2 seeds, no baseline values) are not counted; cells whose seeds all tie count "
            "with p = 1. Of these numbers only the confidence interval is "
            "approximate: it depends on the resampling and, with few seeds, "
            "the percentile interval tends to be too narrow; medians, P(sup), "
            "p and p Holm are exact." % (
                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
-               tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics),
-               ", ".join(secondary) or "none")]
+               tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics) or
+               "none", ", ".join(secondary) or "none")]
   if empty:
     lines[-1] += (" No run has a value of %s, so %s not in the table." % (
         ", ".join(empty), "it is" if len(empty) == 1 else "they are"))
@@ -602,39 +602,74 @@ def _few_seeds_interval_note(table):
   fewest = _fewest_compared_seeds(rows[rows["ci_low"].notna()])
   if fewest is None or fewest > 3:
     return ""
-  return (" Here some cells have only %d seeds per decoder: a bootstrap of "
-          "so few values can take only a handful of medians, so the interval "
+  return (" Here some cells compare as few as %d seeds on a side: a "
+          "bootstrap of so few values can take only a handful of medians, so the interval "
           "is not a usable confidence interval (it excludes 0 often when "
           "there is no difference); read p, which is exact." % fewest)
 
 
+def _no_primary_test_line(primary):
+  """Why no primary cell has a test: too few seeds, or no baseline values."""
+  notes = set(primary.loc[primary["decoder"] != primary["baseline"], "note"])
+  reasons = []
+  if tables.NOTE_NO_BASELINE in notes:
+    reasons.append("no values of `%s` to compare with" %
+                   primary["baseline"].iloc[0])
+  if tables.NOTE_SMALL_N in notes:
+    reasons.append("fewer than 2 seeds on a side")
+  return ["No primary cell has a test: %s." % (
+      " or ".join(reasons) or "nothing to compare"), ""]
+
+
 def _seeds_needed_lines(table):
-  """How small p can be with the seeds the primary cells have, and how many
-  seeds Holm needs: counted in the table (failed runs and external models'
-  own seeds change them), not in the study's plan."""
-  primary_tests = tables.num_tests(table, tables.PRIMARY)
+  """How small p can be with the seeds the primary cells have, and whether
+  Holm can get below alpha: counted in the table (failed runs and external
+  models' own seeds change them), not in the study's plan."""
   primary = _with_baseline_n(table[table["family"] == tables.PRIMARY])
-  tested = primary[primary["p_value"].notna() &
-                   (primary["decoder"] != primary["baseline"])]
-  if not primary_tests or not len(primary):
+  compared = primary[primary["decoder"] != primary["baseline"]]
+  if not len(compared):
     return []
+  tested = compared[compared["p_value"].notna()]
   if not len(tested):
-    return ["No primary cell has 2 seeds per decoder yet: no test can be "
-            "computed.", ""]
-  sizes = tested[["n", "n_baseline"]]
-  fewest, most = int(sizes.min().min()), int(sizes.max().max())
-  needed = tables.seeds_needed(primary_tests)
-  seeds = ("%d seeds per decoder" % fewest if fewest == most else
-           "as few as %d seeds in a primary cell (up to %d)" % (fewest, most))
-  return ["With %s the smallest possible two-sided exact Mann-Whitney "
-          "p-value is 2 / C(%d, %d) = %.2g (all seeds of one decoder above "
-          "all of the other's); Holm multiplies the smallest of the study's "
-          "%d primary tests by %d, so p Holm < %g needs at least %d seeds "
-          "per decoder%s." % (
-              seeds, 2 * fewest, fewest, tables.min_exact_p(fewest, fewest),
-              primary_tests, primary_tests, tables.ALPHA, needed,
-              " (this study has %d)" % fewest if fewest < needed else
-              ", which this study has"), ""]
+    return _no_primary_test_line(primary)
+  # Holm's m: the tests the table has (`tables.holm` counts only those).
+  m = len(tested)
+  pairs = sorted({(int(n), int(b)) for n, b in
+                  zip(tested["n"], tested["n_baseline"])})
+  floors = [tables.min_exact_p(n, b) for n, b in pairs]
+  best, worst = min(floors), max(floors)
+  if len(pairs) == 1:
+    n, b = pairs[0]
+    seeds = ("%d seeds per decoder" % n if n == b else
+             "%d against %d seeds" % (n, b))
+    floor = ("the smallest possible two-sided exact Mann-Whitney p-value is "
+             "2 / C(%d, %d) = %.2g" % (n + b, n, best))
+  else:
+    seeds = "%d to %d seeds on a side of a primary cell" % (
+        min(min(p) for p in pairs), max(max(p) for p in pairs))
+    floor = ("the smallest possible two-sided exact Mann-Whitney p-value of a "
+             "cell is %.2g to %.2g" % (best, worst))
+  if m * best >= tables.ALPHA:
+    reach = "no p Holm can be below %g" % tables.ALPHA
+  elif m * worst >= tables.ALPHA:
+    reach = ("p Holm < %g is within reach only in the cells with the most "
+             "seeds" % tables.ALPHA)
+  else:
+    reach = "p Holm < %g is within reach in every cell" % tables.ALPHA
+  text = ("With %s %s (all seeds of one decoder above all of the other's); "
+          "Holm multiplies the smallest of the table's %d primary test%s by "
+          "%d, so %s. With equal groups, %d test%s need%s at least %d seeds "
+          "per decoder." % (
+              seeds, floor, m, "" if m == 1 else "s", m, reach, m,
+              "" if m == 1 else "s", "s" if m == 1 else "",
+              tables.seeds_needed(m)))
+  pending = int((compared["note"] == tables.NOTE_SMALL_N).sum())
+  if pending:
+    text += (" %d more primary cell%s %s fewer than 2 seeds on a side: no "
+             "test yet, not counted." % (
+                 pending, "" if pending == 1 else "s",
+                 "has" if pending == 1 else "have"))
+  return [text, ""]
 
 
 def _result_figures(r):
@@ -686,7 +721,10 @@ def _rate_distortion_floor(table):
   if not len(tested):
     return []
   floor = float(tested["min_p"].min())
-  betas = int(tested.groupby(["dataset", "model", "decoder"]).size().max())
+  # Holm runs per dataset, model and decoder, over the betas it was tested at.
+  families = tested.groupby(["dataset", "model", "decoder"])["min_p"]
+  betas = families.size()
+  best_holm = float((betas * families.min()).min())
   seeds = sorted(set(table.loc[table["n"] > 0, "n"]))
   text = ("Seeds per decoder and β: %s. The smallest possible exact "
           "two-sided p at one β is %.2g (every seed of one decoder on one "
@@ -695,10 +733,14 @@ def _rate_distortion_floor(table):
   if floor >= tables.ALPHA:
     text += (", so no β can be significant on its own, however large the "
              "difference: the per-β rows describe; a claim across the %d β "
-             "needs a test that pools them (MIG: the next table)" % betas)
-  elif betas * floor >= tables.ALPHA:
-    text += (", but Holm over the %d β multiplies the smallest p by %d, so "
-             "no p Holm can be below %g" % (betas, betas, tables.ALPHA))
+             "needs a test that pools them (MIG: the next table)" %
+             int(betas.max()))
+  elif best_holm >= tables.ALPHA:
+    count = ("%d" % betas.max() if betas.min() == betas.max() else
+             "%d-%d" % (betas.min(), betas.max()))
+    text += (", but Holm over each decoder's %s β multiplies its smallest p "
+             "by their number, so no p Holm can be below %g" % (
+                 count, tables.ALPHA))
   return [text + ".", ""]
 
 
@@ -718,7 +760,9 @@ def _rate_distortion_by_beta(r):
   path = _write_csv(table, layout.rate_distortion_csv(r.output_dir))
   lines = ["## Rate-distortion across β", "",
            "The numbers of the rate-distortion figure (below): per "
-           "dataset, model, β and decoder, the mean ± sample sd over seeds of the "
+           "dataset, model, β (the model's regularisation strength, as in "
+           "the comparison table: FactorVAE's γ, DIP-VAE's λ_od, annealed "
+           "VAE's C_max, else β) and decoder, the mean ± sample sd over seeds of the "
            "reconstruction NLL (dlib's `reconstruction_loss` of the training "
            "results, nats per image), the KL (`kl_loss`, the rate) and MIG; "
            "the decoder's mean NLL minus `%s`'s at the same β; the exact "
@@ -773,6 +817,8 @@ def _dataset_gaps(r):
   first = datasets[0]
   metrics = [m for m in r.study.primary_metrics
              if m in set(r.frame["metric"])]
+  if not metrics:
+    return []  # No primary metric: nothing the gap is defined on.
   table = pd.concat([endpoints.gap_difference_table(
       r.frame[r.frame["dataset"] == first],
       r.frame[r.frame["dataset"] == other], baseline, metrics,
@@ -794,7 +840,8 @@ def _dataset_gaps(r):
                tables.N_RESAMPLES, tables.BOOTSTRAP_SEED, first,
                _link(path, r.output_dir)), ""]
   if not len(table):
-    return lines + ["No decoder besides `%s` has runs." % baseline, ""]
+    return lines + ["No decoder besides `%s` has values of %s on both "
+                    "datasets." % (baseline, ", ".join(metrics)), ""]
   for (one, other), part in table.groupby(["first", "second"], sort=False):
     lines += ["`%s` minus `%s`:" % (one, other), "",
               markdown.frame_to_markdown(

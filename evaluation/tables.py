@@ -388,23 +388,6 @@ def metric_family(metric, primary_metrics=study_lib.PRIMARY_METRICS):
   return PRIMARY if metric in primary_metrics else SECONDARY
 
 
-def num_tests(table, family=PRIMARY):
-  """Number of decoder-vs-baseline comparisons of a family in a table.
-
-  Counts every non-baseline row, also those whose test could not be computed
-  yet (too few seeds), so it is the family's size once the study is complete.
-
-  Args:
-    table: Output of `comparison_table`.
-    family: PRIMARY or SECONDARY.
-
-  Returns:
-    Int.
-  """
-  return int(((table["family"] == family)
-              & (table["decoder"] != table["baseline"])).sum())
-
-
 def comparison_table(df, baseline=study_lib.BASELINE,
                      primary_metrics=study_lib.PRIMARY_METRICS,
                      n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED,

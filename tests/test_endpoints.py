@@ -164,6 +164,29 @@ def test_pooled_beta_table_reproduces_claim_c_findings():
   assert mig["p_value"] == pytest.approx(0.019525, rel=1e-9)
 
 
+def test_the_floor_sentence_follows_holm_per_decoder(tmp_path):
+  # 4 seeds: one beta alone can reach 0.029. paper_broadcast was tested at
+  # one beta only, so its p Holm (over its betas) can be below 0.05: the
+  # report must not say that no p Holm can.
+  cells = {}
+  for beta in (1.0, 2.0):
+    for decoder, base in (("deconv", 0.1), ("broadcast", 0.5)):
+      cells[("ds", beta, decoder)] = [
+          (base + 0.01 * s, 100.0 - 10 * base + s, 10.0 / beta)
+          for s in range(4)]
+  text = "\n".join(report._rate_distortion_by_beta(
+      _report(_frame(cells), tmp_path)))
+  assert ("but Holm over each decoder's 2 β multiplies its smallest p by "
+          "their number, so no p Holm can be below 0.05." in text)
+  cells[("ds", 1.0, "paper_broadcast")] = [(0.4 + 0.01 * s, 80.0 + s, 9.0)
+                                           for s in range(4)]
+  text = "\n".join(report._rate_distortion_by_beta(
+      _report(_frame(cells), tmp_path)))
+  table = pd.read_csv(layout.rate_distortion_csv(str(tmp_path)))
+  assert _row(table, beta=1.0, decoder="paper_broadcast")["p_holm"] < 0.05
+  assert "no p Holm can be below" not in text
+
+
 def test_rate_distortion_identical_groups_give_p_1():
   table = endpoints.rate_distortion_table(_sweep(betas=(1.0, 2.0), shift=0),
                                           baseline="deconv")
@@ -450,6 +473,22 @@ def test_dataset_gaps_follow_the_study_order(tmp_path):
   assert table["difference"][0] == pytest.approx(0.2)
 
 
+def test_dataset_gaps_without_metric_values_say_so(tmp_path):
+  runs = [_run(d, "deconv", 0) for d in ("small", "full")]
+  failed = _two_datasets().assign(value=float("nan"))
+  lines = report._dataset_gaps(_report(failed, tmp_path, runs))
+  assert ("No decoder besides `deconv` has values of mig on both datasets."
+          in lines)
+  # A study without primary metrics has no gap to speak of.
+  study = dataclasses.replace(_study(runs), primary_metrics=())
+  r = report._Report(study, str(tmp_path), _two_datasets(), False,
+                     layout.results_csv(str(tmp_path)),
+                     layout.versions_json(str(tmp_path)), [])
+  assert report._dataset_gaps(r) == []
+  assert "over all cells of the primary metrics (none)" in "\n".join(
+      report._comparison(r))
+
+
 def test_the_comparison_table_lists_datasets_in_the_study_order(tmp_path):
   # The study lists `small` first; by name `full` would be: the table
   # follows the study, as the gap section does.
@@ -627,15 +666,47 @@ def test_the_seed_sentence_counts_the_seeds_in_the_table_not_the_plan(
                                               tmp_path, runs)))
   assert ("With 5 seeds per decoder the smallest possible two-sided exact "
           "Mann-Whitney p-value is 2 / C(10, 5) = 0.0079" in full)
-  assert ", which this study has." in full
-  # Two deconv runs failed: the cell has 3 seeds, whatever the plan says.
+  assert ("Holm multiplies the smallest of the table's 1 primary test by 1, "
+          "so p Holm < 0.05 is within reach in every cell." in full)
+  # Two deconv runs failed: the cell compares 5 against 3 seeds, whatever
+  # the plan says, and its smallest p is 2 / C(8, 5), not 2 / C(6, 3).
   lost = "\n".join(report._comparison(_report(_five_against_five(failed=2),
                                               tmp_path, runs)))
-  assert ("With as few as 3 seeds in a primary cell (up to 5) the smallest "
-          "possible two-sided exact Mann-Whitney p-value is 2 / C(6, 3) = "
-          "0.1" in lost)
-  assert "(this study has 3)." in lost
-  assert "which this study has" not in lost
+  assert ("With 5 against 3 seeds the smallest possible two-sided exact "
+          "Mann-Whitney p-value is 2 / C(8, 5) = 0.036" in lost)
+  assert "p Holm < 0.05 is within reach in every cell." in lost
+  assert "| 0.036 | 0.036 (primary) |" in lost  # the table agrees
+
+
+def test_the_seed_sentence_counts_holms_tests_not_untestable_cells(tmp_path):
+  # A second dataset with one seed per decoder has no test yet: Holm's m is
+  # 1 (the table's p Holm equals p), and the pending cell is said apart.
+  cells = {("ds", 1.0, "deconv"): [(0.1 + 0.01 * s, 100.0, 10.0)
+                                   for s in range(5)],
+           ("ds", 1.0, "broadcast"): [(0.5 + 0.01 * s, 90.0, 9.0)
+                                      for s in range(5)],
+           ("one", 1.0, "deconv"): [(0.1, 100.0, 10.0)],
+           ("one", 1.0, "broadcast"): [(0.5, 90.0, 9.0)]}
+  text = "\n".join(report._comparison(_report(_frame(cells), tmp_path)))
+  assert "smallest of the table's 1 primary test by 1" in text
+  assert ("1 more primary cell has fewer than 2 seeds on a side: no test "
+          "yet, not counted." in text)
+  # Too few seeds for Holm to reach 0.05 is said as such.
+  three = _frame({("ds", b, d): [(0.1 * (d == "broadcast") + 0.01 * s, 1.0,
+                                  1.0) for s in range(3)]
+                  for b in (1.0,) for d in ("deconv", "broadcast")})
+  text = "\n".join(report._comparison(_report(three, tmp_path)))
+  assert "so no p Holm can be below 0.05." in text
+
+
+def test_a_baseline_without_values_is_named_as_the_reason_for_no_test(
+    tmp_path):
+  frame = _five_against_five()
+  frame.loc[frame["decoder"] == "deconv", "value"] = float("nan")
+  text = "\n".join(report._comparison(_report(frame, tmp_path)))
+  assert ("No primary cell has a test: no values of `deconv` to compare "
+          "with." in text)
+  assert "2 seeds per decoder yet" not in text
 
 
 def test_few_seeds_get_a_warning_about_the_interval(tmp_path):
@@ -643,9 +714,9 @@ def test_few_seeds_get_a_warning_about_the_interval(tmp_path):
   assert "not a usable confidence interval" not in five
   three = "\n".join(report._comparison(_report(
       _five_against_five(failed=2), tmp_path)))
-  assert ("Here some cells have only 3 seeds per decoder: a bootstrap of so "
-          "few values can take only a handful of medians, so the interval is "
-          "not a usable confidence interval" in three)
+  assert ("Here some cells compare as few as 3 seeds on a side: a bootstrap "
+          "of so few values can take only a handful of medians, so the "
+          "interval is not a usable confidence interval" in three)
 
 
 def test_a_metric_without_values_is_not_listed_in_holms_family(tmp_path):
@@ -709,8 +780,8 @@ def test_one_seed_is_said_to_allow_no_test(tmp_path):
   frame = _frame({("ds", 1.0, "deconv"): [(0.1, 100.0, 10.0)],
                   ("ds", 1.0, "broadcast"): [(0.2, 90.0, 9.0)]})
   text = "\n".join(report._comparison(_report(frame, tmp_path)))
-  assert ("No primary cell has 2 seeds per decoder yet: no test can be "
-          "computed." in text)
+  assert ("No primary cell has a test: fewer than 2 seeds on a side."
+          in text)
   assert "1 seeds" not in text
 
 

@@ -33,6 +33,7 @@ from evaluation import metrics as metrics_lib
 from evaluation import study as study_lib
 from evaluation import tables
 from evaluation.tables import decoder_order
+from sbd_plugin import atomic
 
 DPI = 110
 # Fixed colours for the two decoders of the study, so that every figure of a
@@ -72,7 +73,9 @@ def save_png(fig, path):
   directory = os.path.dirname(path)
   if directory:
     os.makedirs(directory, exist_ok=True)
-  fig.savefig(path, dpi=DPI)
+  # Whole or not at all: a report without runs/ keeps the model figures.
+  with atomic.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=DPI, format="png")
   return path
 
 

@@ -25,6 +25,8 @@ Within each dlib step folder, dlib writes `results/aggregate/<kind>.json`
 """
 import os
 
+from sbd_plugin import safe_names
+
 STUDY_COPY = "study.toml"
 RUN_SPEC = "run.json"
 DONE_FILE = "DONE.json"
@@ -208,7 +210,9 @@ def postprocessed_dir(directory, representation=REPRESENTATION):
 
 
 def metric_dir(directory, metric, representation=REPRESENTATION):
-  return os.path.join(directory, "metrics", representation, metric)
+  """A metric's dlib step folder; `metric` must be one folder name."""
+  return os.path.join(directory, "metrics", representation,
+                      safe_names.folder_name(metric, "metric name"))
 
 
 # --- Inside a dlib step folder (model/, postprocessed/mean/, metrics/...) --------

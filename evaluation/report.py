@@ -302,7 +302,7 @@ def _model_figures(data, dataset, model, runs, study, output_dir):
 
 def _write_csv(table, path):
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  table.to_csv(path, index=False)
+  atomic.write_text(path, table.to_csv(index=False))
   return path
 
 
@@ -362,7 +362,8 @@ def _heldout_section(study, frame, output_dir):
   trained = frame[~frame["decoder"].isin(study.external_names)]
   errors = analysis.heldout_errors(trained, seen, unseen,
                                    _bindings_for(study, seen))
-  errors.to_csv(layout.heldout_errors_csv(output_dir), index=False)
+  atomic.write_text(layout.heldout_errors_csv(output_dir),
+                    errors.to_csv(index=False))
   title = "Generalisation to the held-out region"
   if not len(errors):
     return ["### %s" % title, "", "No finished runs on `%s`." % seen, ""]

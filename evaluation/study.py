@@ -179,6 +179,13 @@ class Run:
       d[key] = tuple(d[key])
     run = cls(**d)
     check_run_id(run.run_id)
+    for metric, _ in run.metric_configs:
+      # Each names a folder the worker may remove: never a path.
+      if not isinstance(metric, str) or not _NAME.fullmatch(metric):
+        raise StudyError(
+            "Run %s: metric name %r in its run.json is not a plain name "
+            "(a letter, then letters, digits or '_'). Rerun `sbd_study run` "
+            "with the study file: it rewrites run.json." % (run.run_id, metric))
     return run
 
 

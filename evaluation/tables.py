@@ -27,6 +27,7 @@ from scipy import stats
 from evaluation import layout
 from evaluation import markdown
 from evaluation import study as study_lib
+from sbd_plugin import atomic
 
 REQUIRED_COLUMNS = ("dataset", "model", "decoder", "seed", "beta", "metric",
                     "value")
@@ -603,10 +604,8 @@ def write_tables(table, out_prefix):
     os.makedirs(directory, exist_ok=True)
   strings = format_table(table)
   paths = [out_prefix + ".md", out_prefix + ".csv", out_prefix + ".tex"]
-  with open(paths[0], "w") as f:
-    f.write(markdown.frame_to_markdown(strings))
+  atomic.write_text(paths[0], markdown.frame_to_markdown(strings))
   # The CSV keeps full precision for later analysis.
-  table.to_csv(paths[1], index=False)
-  with open(paths[2], "w") as f:
-    f.write(to_latex(strings))
+  atomic.write_text(paths[1], table.to_csv(index=False))
+  atomic.write_text(paths[2], to_latex(strings))
   return paths

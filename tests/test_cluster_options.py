@@ -141,3 +141,13 @@ def test_bad_sbatch_flags_say_what_to_write(tmp_path, flag, message):
   assert proc.returncode == 2
   assert message in proc.stderr
   assert not (tmp_path / "o").exists()
+
+
+def test_a_line_break_in_the_output_folder_cannot_reach_the_job_script():
+  # The job name is written into #SBATCH lines: a folder named with a line
+  # break would otherwise start a shell command there.
+  from evaluation.executors import slurm  # pylint: disable=g-import-not-at-top
+  name = slurm.job_name("/studies/out\ntouch INJECTED", "train")
+  assert name == "sbd-out_touch_INJECTED-train"
+  assert slurm.job_name("/studies/claim_c.v2/", "evaluate") == (
+      "sbd-claim_c.v2-evaluate")

@@ -1,5 +1,6 @@
 """Tests of evaluation/tables.py on hand-computed numbers."""
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,30 @@ def test_degenerate_groups_do_not_crash():
   # NaN metric values (failed evaluations) are dropped from the counts.
   assert _row(table, "deconv", dataset="nan_values")["n"] == 2
   assert _row(table, "deconv", dataset="nan_values")["median"] == 0.2
+
+
+def test_a_table_write_that_fails_leaves_the_old_files_whole(tmp_path,
+                                                             monkeypatch):
+  # A crash while writing (here: the LaTeX table fails) must not leave a
+  # cut-short or empty table where a whole one was.
+  df = _results({"deconv": [1, 2, 3], "broadcast": [6, 7, 8]})
+  prefix = str(tmp_path / "cmp")
+  paths = tables.write_tables(tables.comparison_table(df), prefix)
+  before = {p: open(p, "rb").read() for p in paths}
+
+  def fail(strings):
+    raise RuntimeError("killed while writing")
+
+  monkeypatch.setattr(tables, "to_latex", fail)
+  bigger = pd.concat([df, _results({"deconv": [1, 2], "broadcast": [3, 4]},
+                                   metric="dci")])
+  with pytest.raises(RuntimeError):
+    tables.write_tables(tables.comparison_table(bigger), prefix)
+  assert open(paths[2], "rb").read() == before[paths[2]]
+  # The others are each whole: old or new, never part of one.
+  for path in paths[:2]:
+    assert open(path, "rb").read() != b""
+  assert sorted(os.listdir(tmp_path)) == ["cmp.csv", "cmp.md", "cmp.tex"]
 
 
 def test_missing_column_is_reported():

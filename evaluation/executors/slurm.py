@@ -15,6 +15,7 @@ LocalExecutor), for trying a study's cluster set-up without a cluster.
 """
 import math
 import os
+import re
 import shutil
 import time
 
@@ -45,8 +46,14 @@ def job_gpus(phase, gpus_per_run):
 
 
 def job_name(output_dir, phase):
-  """'sbd-<study folder>-<phase>': what squeue shows, scancel --name takes."""
-  return "sbd-%s-%s" % (os.path.basename(output_dir.rstrip(os.sep)), phase)
+  """'sbd-<study folder>-<phase>': what squeue shows, scancel --name takes.
+
+  The folder's name goes into the job script's #SBATCH lines: anything but
+  letters, digits, '_', '.' and '-' (a line break would start a command) is
+  replaced by '_'.
+  """
+  folder = os.path.basename(output_dir.rstrip(os.sep))
+  return "sbd-%s-%s" % (re.sub(r"[^A-Za-z0-9_.\-]", "_", folder), phase)
 
 
 class WorkerJob(object):

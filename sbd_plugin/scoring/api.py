@@ -26,6 +26,7 @@ import shutil
 import tempfile
 
 from sbd_plugin import atomic
+from sbd_plugin import safe_names
 from sbd_plugin.scoring import representation as representation_lib
 
 DEFAULT_METRICS = ("mig", "factor_vae", "dci")
@@ -147,7 +148,7 @@ def record_path(output_dir):
 
 def metric_dir(output_dir, metric):
   """Where a metric's results go: what `dlib_evaluate --output_dir` gets."""
-  return os.path.join(output_dir, metric)
+  return os.path.join(output_dir, safe_names.folder_name(metric, "metric name"))
 
 
 def metric_results(output_dir, metric):

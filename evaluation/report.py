@@ -534,11 +534,11 @@ def _comparison(r):
            "corrected with Holm's method over all cells "
            "of the primary metrics (%s) and separately over those of the "
            "secondary ones (%s). Cells without a test (baseline rows, fewer "
-           "than 2 seeds, no baseline values) are not counted; cells whose seeds all tie count "
-           "with p = 1. Of these numbers only the confidence interval is "
-           "approximate: it depends on the resampling and, with few seeds, "
-           "the percentile interval tends to be too narrow; medians, P(sup), "
-           "p and p Holm are exact." % (
+           "than 2 seeds, no baseline values) are not counted; cells whose "
+           "seeds all tie count with p = 1. Of these numbers only the "
+           "confidence interval is approximate: it depends on the resampling "
+           "and, with few seeds, the percentile interval tends to be too "
+           "narrow; medians, P(sup), p and p Holm are exact." % (
                round(100 * tables.CONFIDENCE_LEVEL), tables.N_RESAMPLES,
                tables.BOOTSTRAP_SEED, ", ".join(study.primary_metrics) or
                "none", ", ".join(secondary) or "none")]
@@ -604,9 +604,10 @@ def _few_seeds_interval_note(table):
   if fewest is None or fewest > 3:
     return ""
   return (" Here some cells compare as few as %d seeds on a side: a "
-          "bootstrap of so few values can take only a handful of medians, so the interval "
-          "is not a usable confidence interval (it excludes 0 often when "
-          "there is no difference); read p, which is exact." % fewest)
+          "bootstrap of so few values can take only a handful of medians, so "
+          "the interval is not a usable confidence interval (it excludes 0 "
+          "often when there is no difference); read p, which is exact." %
+          fewest)
 
 
 def _no_primary_test_line(primary):
@@ -763,10 +764,11 @@ def _rate_distortion_by_beta(r):
            "The numbers of the rate-distortion figure (below): per "
            "dataset, model, β (the model's regularisation strength, as in "
            "the comparison table: FactorVAE's γ, DIP-VAE's λ_od, annealed "
-           "VAE's C_max, else β) and decoder, the mean ± sample sd over seeds of the "
-           "reconstruction NLL (dlib's `reconstruction_loss` of the training "
-           "results, nats per image), the KL (`kl_loss`, the rate) and MIG; "
-           "the decoder's mean NLL minus `%s`'s at the same β; the exact "
+           "VAE's C_max, else β) and decoder, the mean ± sample sd over "
+           "seeds of the reconstruction NLL (dlib's `reconstruction_loss` of "
+           "the training results, nats per image), the KL (`kl_loss`, the "
+           "rate) and MIG; the decoder's mean NLL minus `%s`'s at the same "
+           "β; the exact "
            "two-sided Mann-Whitney p of the NLL at that β and p Holm over "
            "the β of each decoder (numbers: %s). Lower NLL at a given KL is "
            "the better rate-distortion trade-off." % (

@@ -190,16 +190,8 @@ def exact_mann_whitney_p(values, baseline_values):
   Returns:
     Float in (0, 1].
   """
-  values = np.asarray(values, dtype=float)
-  baseline_values = np.asarray(baseline_values, dtype=float)
-  pooled = np.concatenate([values, baseline_values])
-  doubled = np.rint(2 * stats.rankdata(pooled)).astype(np.int64)
-  observed = int(doubled[:values.size].sum())
-  counts = _rank_sum_counts(doubled, values.size)
-  splits = math.comb(pooled.size, values.size)
-  upper = sum(counts[observed:])  # splits with U >= the observed U
-  lower = sum(counts[:observed + 1])  # splits with U <= the observed U
-  return float(min(1, fractions.Fraction(2 * min(upper, lower), splits)))
+  # One stratum: the stratified test's null distribution is this one's.
+  return stratified_exact_p([(values, baseline_values)])[2]
 
 
 def _convolve_counts(a, b):
@@ -215,8 +207,9 @@ def stratified_exact_p(strata):
 
   The statistic is the unweighted sum over strata of each stratum's
   Mann-Whitney U of one group against the other. Under the null hypothesis
-  the values are exchangeable within each stratum only, so every split within every stratum is equally likely (the product
-  of the strata's C(n1 + n2, n1)); the distribution of the sum is the
+  the values are exchangeable within each stratum only, so every split
+  within every stratum is equally likely (the product of the strata's
+  C(n1 + n2, n1)); the distribution of the sum is the
   convolution of the strata's exact distributions (`_rank_sum_counts`, ties
   keeping their mid-ranks). Two-sided as `exact_mann_whitney_p`: twice the
   smaller one-sided p, at most 1; with one stratum it is that p.
@@ -254,8 +247,8 @@ def stratified_exact_p(strata):
   if not u_max:
     return float("nan"), float("nan"), float("nan")
   splits = sum(counts)
-  upper = sum(counts[observed:])
-  lower = sum(counts[:observed + 1])
+  upper = sum(counts[observed:])  # splits with U >= the observed U
+  lower = sum(counts[:observed + 1])  # splits with U <= the observed U
   p = float(min(1, fractions.Fraction(2 * min(upper, lower), splits)))
   return float(u_sum), float(u_max), p
 
@@ -456,8 +449,8 @@ def comparison_table(df, baseline=study_lib.BASELINE,
   if dataset_order is not None:
     # Stable: within a dataset, and among the unlisted ones, as grouped.
     key = dataset_rank(dataset_order)
-    position = sorted(range(len(table)),
-                      key=lambda i: key(table["dataset"].iloc[i]))
+    datasets = table["dataset"].tolist()
+    position = sorted(range(len(table)), key=lambda i: key(datasets[i]))
     table = table.iloc[position].reset_index(drop=True)
   for family in (PRIMARY, SECONDARY):
     members = table["family"] == family
